@@ -1,0 +1,316 @@
+"""Run configuration: YAML presets mapped onto typed dataclasses.
+
+A run is described by sections. Three are shared by every model:
+
+* ``data``  — where images come from (:class:`DataConfig`),
+* ``train`` — steps, batch, strategy, checkpoints (:class:`TrainConfig`),
+* ``log``   — progress, TensorBoard scalars and sample grids (:class:`LogConfig`),
+
+and each model adds its own (``model``, ``loss``, ``optim``), declared by the model
+(see :mod:`tfcoord.models`). Dataclass defaults hold the paper's values; a YAML
+preset under ``configs/<model>/<preset>.yaml`` only states what differs.
+
+Values are resolved in this order, later winning: dataclass defaults, the model's
+default preset (or ``--config FILE``), command-line shortcuts (``--steps`` ...),
+``--set section.key=value`` overrides. Unknown keys, wrong types and values out of
+range raise :class:`~tfcoord.errors.UserError` naming the key, the valid choices
+and the closest valid key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from tfcoord.errors import UserError
+
+CONFIG_ROOT_CANDIDATES = (
+    Path(__file__).resolve().parent.parent / "configs",  # source checkout / editable install
+    Path(__file__).resolve().parent / "configs",  # regular install (package_dir mapping)
+)
+
+
+def bounded(default, *, min=None, max=None, doc=""):
+    """A dataclass field with an inclusive numeric range checked on load."""
+    return dataclasses.field(default=default, metadata={"min": min, "max": max, "doc": doc})
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Where training images come from."""
+
+    # synthetic-landscapes | synthetic-birds | folder:PATH | tfds:NAME[/CONFIG][:SPLIT]
+    source: str = "synthetic-landscapes"
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """The training loop, shared by every model."""
+
+    steps: int = bounded(1000, min=1)
+    batch_size: int = bounded(16, min=1)  # global batch, split across replicas
+    seed: int = bounded(0, min=0, max=2**31 - 1)
+    strategy: Literal["auto", "default", "one_device", "mirrored", "multi_worker"] = "auto"
+    checkpoint_every: int = bounded(500, min=1)
+    keep_checkpoints: int = bounded(3, min=1)
+    # Restore network weights (not optimizer state or step) from another run before training,
+    # e.g. for COCO-GAN's extrapolation fine-tuning of a converged model.
+    init_from: str = ""
+
+
+@dataclasses.dataclass
+class LogConfig:
+    """What a run reports while it trains."""
+
+    scalars_every: int = bounded(10, min=1)
+    samples_every: int = bounded(250, min=1)
+    num_samples: int = bounded(16, min=1, max=256)
+    progress_bar: bool = True
+
+
+SHARED_SECTIONS = {"data": DataConfig, "train": TrainConfig, "log": LogConfig}
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """A whole run: the model's name, its preset and one dataclass instance per section."""
+
+    model_type: str
+    preset: str
+    sections: dict[str, Any]
+
+    def __getattr__(self, name):
+        sections = self.__dict__.get("sections", {})
+        if name in sections:
+            return sections[name]
+        raise AttributeError(name)
+
+    def to_dict(self) -> dict:
+        out = {"model_type": self.model_type, "preset": self.preset}
+        for name, section in self.sections.items():
+            out[name] = _to_plain(dataclasses.asdict(section))
+        return out
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+def _to_plain(value):
+    if isinstance(value, dict):
+        return {k: _to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_plain(v) for v in value]
+    return value
+
+
+def closest(name: str, valid) -> str:
+    """' (did you mean X?)' for the closest valid name, or ''."""
+    match = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.5)
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def _describe_type(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (tuple, list):
+        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        return f"a list of {_describe_type(args[0])}" if args else "a list"
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe_type(a) for a in typing.get_args(tp))
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+            type(None): "null"}.get(tp, str(tp))
+
+
+def _coerce(value, tp, where: str):
+    """Check ``value`` against the annotation ``tp``; return it converted (int -> float, list -> tuple)."""
+    origin = typing.get_origin(tp)
+    wrong = UserError(f"{where} must be {_describe_type(tp)}, got {value!r}")
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise wrong
+        return value
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return _coerce(value, arg, where)
+            except UserError:
+                pass
+        raise wrong
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise wrong
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            items = [_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
+        else:
+            if len(value) != len(args):
+                raise UserError(f"{where} must have {len(args)} items, got {value!r}")
+            items = [_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args))]
+        return tuple(items) if origin is tuple else items
+    if tp is type(None):
+        if value is not None:
+            raise wrong
+        return None
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise wrong
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise wrong
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise wrong
+        if value != value or value in (float("inf"), float("-inf")):
+            raise UserError(f"{where} must be a finite number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise wrong
+        return value
+    raise TypeError(f"unsupported config annotation {tp!r} for {where}")
+
+
+def _check_range(value, field: dataclasses.Field, where: str):
+    lo, hi = field.metadata.get("min"), field.metadata.get("max")
+    for item in value if isinstance(value, (tuple, list)) else (value,):
+        if lo is not None and item < lo:
+            raise UserError(f"{where} must be >= {lo}, got {value!r}")
+        if hi is not None and item > hi:
+            raise UserError(f"{where} must be <= {hi}, got {value!r}")
+
+
+def build_section(cls, values: dict, section_name: str):
+    """Instantiate the dataclass ``cls`` from a mapping, checking keys, types and ranges."""
+    if not isinstance(values, dict):
+        raise UserError(f"config section '{section_name}' must be a mapping of key: value, got {values!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise UserError(
+                f"unknown key '{section_name}.{key}'{closest(str(key), fields)}; "
+                f"valid keys of '{section_name}': {', '.join(sorted(fields))}")
+        where = f"{section_name}.{key}"
+        kwargs[key] = _coerce(value, hints[key], where)
+        _check_range(kwargs[key], fields[key], where)
+    instance = cls(**kwargs)
+    validate = getattr(instance, "validate", None)
+    if validate is not None:
+        validate()
+    return instance
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """Split ``section.key=value``; the value is parsed as YAML (so 1e-4, true, [32, 32] work)."""
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise UserError(f"--set expects section.key=value (e.g. train.steps=100), got {text!r}")
+    path, raw = text.split("=", 1)
+    section, key = path.strip().split(".", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as err:
+        raise UserError(f"--set {text!r}: the value is not valid YAML ({err.problem})") from None
+    return section, key, value
+
+
+def config_root() -> Path:
+    for root in CONFIG_ROOT_CANDIDATES:
+        if root.is_dir():
+            return root
+    raise UserError("the configs/ folder was not found next to the tfcoord package; reinstall with 'pip install -e .'")
+
+
+def preset_path(model_type: str, preset: str) -> Path:
+    return config_root() / model_type / f"{preset}.yaml"
+
+
+def list_presets(model_type: str) -> list[str]:
+    folder = config_root() / model_type
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def read_yaml(path: Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file {path} does not exist; pass an existing YAML file to --config")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark is not None else ""
+        raise UserError(f"config file {path} is not valid YAML{line}: {getattr(err, 'problem', err)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path} must be a mapping of sections (model:, data:, train:, ...)")
+    return data
+
+
+def load_config(model_type: str, section_classes: dict[str, type], *, preset: str,
+                config_file: str | Path | None = None, overrides: list[str] = ()) -> RunConfig:
+    """Resolve a run's configuration.
+
+    Args:
+        model_type: the registered model name (``cocogan``).
+        section_classes: the model's own sections, e.g. ``{"model": CocoGanConfig, ...}``.
+        preset: preset name used when ``config_file`` is not given.
+        config_file: a YAML file replacing the preset.
+        overrides: ``section.key=value`` strings applied last.
+    """
+    classes = {**section_classes, **SHARED_SECTIONS}
+    if config_file is not None:
+        path = Path(config_file)
+        preset_name = path.stem
+    else:
+        path = preset_path(model_type, preset)
+        if not path.is_file():
+            raise UserError(f"no preset '{preset}' for model '{model_type}'{closest(preset, list_presets(model_type))}; "
+                            f"available: {', '.join(list_presets(model_type)) or 'none'}")
+        preset_name = preset
+    raw = read_yaml(path)
+    file_model = raw.pop("model_type", model_type)
+    if file_model != model_type:
+        raise UserError(f"config file {path} is for model '{file_model}', not '{model_type}'; "
+                        f"pass --model {file_model} or a {model_type} config")
+    preset_name = raw.pop("preset", None) or preset_name
+    for section_name in raw:
+        if section_name not in classes:
+            raise UserError(f"unknown config section '{section_name}' in {path}{closest(str(section_name), classes)}; "
+                            f"valid sections: {', '.join(classes)}")
+    for text in overrides:
+        section, key, value = parse_override(text)
+        if section not in classes:
+            raise UserError(f"unknown config section '{section}' in --set {text!r}{closest(section, classes)}; "
+                            f"valid sections: {', '.join(classes)}")
+        raw.setdefault(section, {})
+        if not isinstance(raw[section], dict):
+            raise UserError(f"config section '{section}' must be a mapping")
+        raw[section][key] = value
+    sections = {name: build_section(cls, raw.get(name) or {}, name) for name, cls in classes.items()}
+    return RunConfig(model_type=model_type, preset=preset_name, sections=sections)
+
+
+def load_run_config(run_dir: str | Path, section_classes_for) -> RunConfig:
+    """Read the resolved ``config.yaml`` a run directory keeps.
+
+    ``section_classes_for(model_type)`` returns that model's section classes.
+    """
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise UserError(f"{run_dir} is not a tfcoord run directory (no config.yaml); pass the --out folder of a training run")
+    raw = read_yaml(path)
+    model_type = raw.get("model_type")
+    if not isinstance(model_type, str):
+        raise UserError(f"{path} has no model_type; it was not written by tfcoord.train")
+    return load_config(model_type, section_classes_for(model_type), preset=raw.get("preset", "custom"),
+                       config_file=path)

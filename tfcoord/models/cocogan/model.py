@@ -1,0 +1,336 @@
+"""COCO-GAN: generation by parts via conditional coordinating (Lin et al., ICCV 2019).
+
+Training (models.md §1.7-1.8): per batch element a macro position is drawn; G emits
+the N x N micro patches of that macro patch from the *same* z and their micro
+coordinates; the merge function phi assembles them; D judges the macro patch
+against the real macro patch psi(x, c') cut at the same position and regresses its
+coordinate with head A. Losses: WGAN-GP (lambda = 10) + spatial consistency
+(alpha = 100), TTUR Adam. At test time all micro patches of one z are assembled into
+the full image, optionally beyond the training boundary or on a cylinder.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from tfcoord.coords import CocoGanCoordinates, crop_patches, merge_patches
+from tfcoord.errors import UserError
+from tfcoord.models.base import CoordinateGan
+from tfcoord.models.cocogan.discriminator import CocoGanDiscriminator, PredictionHead
+from tfcoord.models.cocogan.generator import CocoGanGenerator
+
+# Official extrapolation fine-tuning: the fake coordinate loss of macro coordinates
+# beyond this bound is not back-propagated (A is tanh-bounded and cannot reach them).
+EXTRAPOLATION_BOUND = 1.0 + 1e-4
+# Blocks of G the extrapolation optimizer may change (official fine-tuning recipe).
+EXTRAPOLATION_G_BLOCKS = ("g_resblock_0", "g_resblock_1")
+
+
+def build_networks(model_cfg):
+    """G, D, head A and (optionally) head Q for a ``model`` config section, built."""
+    geometry = geometry_of(model_cfg)
+    common = dict(snlinear_init=model_cfg.snlinear_init, sn_grad_through_uv=model_cfg.sn_grad_through_uv)
+    generator = CocoGanGenerator(micro_size=model_cfg.micro_size, z_dim=model_cfg.z_dim,
+                                 coord_dim=geometry.coord_dim, ngf=model_cfg.ngf,
+                                 extra_layers=model_cfg.g_extra_layers, cbn_variance=model_cfg.cbn_variance,
+                                 name="G_generator", **common)
+    discriminator = CocoGanDiscriminator(macro_size=model_cfg.macro_size, coord_dim=geometry.coord_dim,
+                                         ndf=model_cfg.ndf, name="D_discriminator", **common)
+    generator.build()
+    discriminator.build()
+    spatial_head = PredictionHead(geometry.coord_dim, model_cfg.aux_dim, discriminator.feature_dim,
+                                  name="GD_spatial_prediction_head", **common)
+    spatial_head.build()
+    content_head = None
+    if model_cfg.content_head:
+        content_head = PredictionHead(model_cfg.z_dim, model_cfg.aux_dim, discriminator.feature_dim,
+                                      name="Q_content_prediction_head", **common)
+        content_head.build()
+    return generator, discriminator, spatial_head, content_head
+
+
+def geometry_of(model_cfg) -> CocoGanCoordinates:
+    height, width = model_cfg.full_size
+    return CocoGanCoordinates(height, width, model_cfg.macro_size, model_cfg.micro_size,
+                              model_cfg.coordinate_system)
+
+
+def gradient_penalty(gradients, norm: str):
+    """Per-example WGAN-GP term ``(||grad||_2 - 1)^2`` (Gulrajani et al. 2017).
+
+    ``per_sample`` takes the L2 norm over H, W, C. ``official_axis1`` reproduces the
+    official code (quirk Q2): the norm over axis 1 only, then the mean of the
+    squared deviations over the remaining axes.
+    """
+    if norm == "official_axis1":
+        slope = ops.sqrt(ops.sum(ops.square(gradients), axis=1) + 1e-12)
+        return ops.mean(ops.square(slope - 1.0), axis=(1, 2))
+    slope = ops.sqrt(ops.sum(ops.square(gradients), axis=(1, 2, 3)) + 1e-12)
+    return ops.square(slope - 1.0)
+
+
+def spatial_loss(predicted, target, kind: str):
+    """Per-example spatial consistency loss L_S: mean squared error (official) or L2 distance."""
+    if kind == "l2_norm":
+        return ops.sqrt(ops.sum(ops.square(predicted - target), axis=-1) + 1e-12)
+    return ops.mean(ops.square(predicted - target), axis=-1)
+
+
+def average(per_example, global_batch_size: int):
+    """Sum over this replica's examples divided by the global batch (tf.nn.compute_average_loss)."""
+    return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
+
+
+class CocoGan(CoordinateGan):
+    """COCO-GAN wired for the trainer, the generator CLI and the exporter."""
+
+    name = "cocogan"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.geometry = geometry_of(config.model)
+        self.generator = self.discriminator = self.spatial_head = self.content_head = None
+
+    # -- construction ----------------------------------------------------------------
+    def image_size(self):
+        return tuple(self.config.model.full_size)
+
+    def build(self):
+        self.generator, self.discriminator, self.spatial_head, self.content_head = build_networks(self.config.model)
+        optim = self.config.optim
+
+        def adam(lr):
+            return keras.optimizers.Adam(lr, beta_1=optim.beta_1, beta_2=optim.beta_2)
+
+        self.g_optimizer, self.d_optimizer = adam(optim.lr_g), adam(optim.lr_d)
+        # Building optimizers eagerly inside the strategy scope avoids P16.
+        self.g_optimizer.build(self.g_variables())
+        self.d_optimizer.build(self.d_variables())
+        self.q_optimizer = None
+        if self.content_head is not None:
+            self.q_optimizer = adam(optim.lr_q)
+            self.q_optimizer.build(self.content_head.trainable_variables)
+        self.extrapolation_optimizers = None
+        if self.config.loss.extrapolation_steps:
+            self.extrapolation_optimizers = (adam(optim.lr_g), adam(optim.lr_d))
+            self.extrapolation_optimizers[0].build(self.extrapolation_g_variables())
+            self.extrapolation_optimizers[1].build(self.d_variables())
+
+    def g_variables(self):
+        variables = list(self.generator.trainable_variables)
+        if self.config.loss.spatial_head_optimizers == "both":  # quirk Q4
+            variables += self.spatial_head.trainable_variables
+        return variables
+
+    def d_variables(self):
+        return list(self.discriminator.trainable_variables) + list(self.spatial_head.trainable_variables)
+
+    def extrapolation_g_variables(self):
+        blocks = [b for b in self.generator.blocks if b.name in EXTRAPOLATION_G_BLOCKS]
+        return [v for block in blocks for v in block.trainable_variables]
+
+    def checkpoint_items(self):
+        items = dict(self.network_items(), g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer)
+        if self.q_optimizer is not None:
+            items["q_optimizer"] = self.q_optimizer
+        if self.extrapolation_optimizers is not None:
+            items["extrapolation_g_optimizer"], items["extrapolation_d_optimizer"] = self.extrapolation_optimizers
+        return items
+
+    def network_items(self):
+        items = dict(generator=self.generator, discriminator=self.discriminator, spatial_head=self.spatial_head)
+        if self.content_head is not None:
+            items["content_head"] = self.content_head
+        return items
+
+    # -- training --------------------------------------------------------------------
+    def step_inputs(self, step, global_batch_size):
+        cfg = self.config
+        seed = tf.stack([tf.constant(cfg.train.seed, tf.int64), tf.cast(step, tf.int64)])
+        seeds = tf.random.experimental.stateless_split(seed, 6)
+        batch = global_batch_size
+        size = cfg.model.macro_size
+        inputs = {
+            "z": tf.random.stateless_uniform([batch, cfg.model.z_dim], seeds[0], -1.0, 1.0),
+            "macro_row": tf.random.stateless_uniform([batch], seeds[1], 0, self.geometry.macro_rows(), tf.int32),
+            "macro_col": tf.random.stateless_uniform([batch], seeds[2], 0, self.geometry.macro_cols(), tf.int32),
+        }
+        alpha_shape = [batch, size, size, 3] if cfg.loss.gp_alpha == "per_element" else [batch, 1, 1, 1]
+        inputs["gp_alpha"] = tf.random.stateless_uniform(alpha_shape, seeds[3])
+        if self.geometry.system == "cylindrical":
+            # Real panoramas are augmented by a random horizontal roll (official loader).
+            inputs["roll"] = tf.random.stateless_uniform([batch], seeds[4], 0, self.geometry.full_width, tf.int32)
+        steps = cfg.loss.extrapolation_steps
+        if steps:
+            rows = self.geometry.macro_rows(steps)
+            cols = self.geometry.macro_cols(steps)
+            extrap_seeds = tf.random.experimental.stateless_split(seeds[5], 2)
+            shift = 0 if self.geometry.system == "cylindrical" else steps
+            inputs["extrapolation_row"] = tf.random.stateless_uniform([batch], extrap_seeds[0], 0, rows, tf.int32) - steps
+            inputs["extrapolation_col"] = tf.random.stateless_uniform([batch], extrap_seeds[1], 0, cols, tf.int32) - shift
+        return inputs
+
+    def generate_macro_patches(self, z, macro_row, macro_col, training):
+        """phi(G(z, C'')): the macro patches whose top-left micro indices are (row, col)."""
+        n = self.geometry.micro_per_macro
+        micro_coords = ops.reshape(self.geometry.micro_coords_of_macro(macro_row, macro_col),
+                                   (-1, self.geometry.coord_dim))
+        z_per_patch = ops.repeat(z, n * n, axis=0)  # one z for all micro patches of a macro patch
+        patches = self.generator([z_per_patch, micro_coords], training=training)
+        return merge_patches(patches, n, n)
+
+    def real_macro_patches(self, images, macro_row, macro_col):
+        """psi(x, c'): the real macro patches at the same positions."""
+        top, left = self.geometry.macro_pixel_offset(macro_row, macro_col)
+        return crop_patches(images, top, left, self.config.model.macro_size,
+                            wrap_columns=self.geometry.system == "cylindrical")
+
+    def _critic_losses(self, real, real_coords, fake, fake_coords, z, gp_alpha, global_batch_size,
+                       fake_spatial_mask=None):
+        """The D loss (averaged over the global batch) and its terms for logging."""
+        loss_cfg = self.config.loss
+        d_real, h_real = self.discriminator(real, real_coords, training=True, update_u=True)
+        d_fake, h_fake = self.discriminator(fake, fake_coords, training=True, update_u=False)
+        mixed = gp_alpha * fake + (1.0 - gp_alpha) * real
+        with tf.GradientTape() as gp_tape:
+            gp_tape.watch(mixed)
+            d_mixed, _ = self.discriminator(mixed, None, training=True, update_u=False)  # quirk Q3
+        penalty = gradient_penalty(gp_tape.gradient(d_mixed, mixed), loss_cfg.gp_norm)
+        spatial_real = spatial_loss(self.spatial_head(h_real, training=True), real_coords, loss_cfg.spatial_loss)
+        spatial_fake = spatial_loss(self.spatial_head(h_fake, training=True), fake_coords, loss_cfg.spatial_loss)
+        if fake_spatial_mask is not None:
+            spatial_fake = ops.where(fake_spatial_mask, spatial_fake, ops.stop_gradient(spatial_fake))
+        per_example = (d_fake - d_real + loss_cfg.gp_weight * penalty
+                       + loss_cfg.spatial_weight * (spatial_real + spatial_fake))
+        terms = {"wasserstein": average(d_real - d_fake, global_batch_size),
+                 "gradient_penalty": average(penalty, global_batch_size),
+                 "spatial_real": average(spatial_real, global_batch_size)}
+        if self.content_head is not None and loss_cfg.content_weight:
+            content = ops.mean(ops.abs(z - self.content_head(h_fake, training=True)), axis=-1)
+            per_example += loss_cfg.content_weight * content
+        return average(per_example, global_batch_size), terms
+
+    def _generator_loss(self, fake, macro_coords, z, global_batch_size, fake_spatial_mask=None):
+        loss_cfg = self.config.loss
+        d_fake, h_fake = self.discriminator(fake, macro_coords, training=True, update_u=False)
+        spatial_fake = spatial_loss(self.spatial_head(h_fake, training=True), macro_coords, loss_cfg.spatial_loss)
+        if fake_spatial_mask is not None:
+            spatial_fake = ops.where(fake_spatial_mask, spatial_fake, ops.stop_gradient(spatial_fake))
+        per_example = -d_fake + loss_cfg.spatial_weight * spatial_fake
+        content = None
+        if self.content_head is not None and loss_cfg.content_weight:
+            content = ops.mean(ops.abs(z - self.content_head(h_fake, training=True)), axis=-1)
+            per_example += loss_cfg.content_weight * content
+        return average(per_example, global_batch_size), average(spatial_fake, global_batch_size), content
+
+    def _adversarial_step(self, real_images, z, gp_alpha, real_row, real_col, fake_row, fake_col,
+                          global_batch_size, g_optimizer, d_optimizer, g_variables, fake_spatial_mask=None):
+        """One D update followed by one G update reusing z and coordinates (official loop)."""
+        real = self.real_macro_patches(real_images, real_row, real_col)
+        real_coords = self.geometry.macro_coords(real_row, real_col)
+        fake_coords = self.geometry.macro_coords(fake_row, fake_col)
+        with tf.GradientTape() as d_tape:
+            fake = self.generate_macro_patches(z, fake_row, fake_col, training=True)
+            d_loss, terms = self._critic_losses(real, real_coords, fake, fake_coords, z, gp_alpha,
+                                                global_batch_size, fake_spatial_mask)
+        d_variables = self.d_variables()
+        d_optimizer.apply_gradients(zip(d_tape.gradient(d_loss, d_variables), d_variables))
+
+        with tf.GradientTape(persistent=True) as g_tape:
+            fake = self.generate_macro_patches(z, fake_row, fake_col, training=True)
+            g_loss, spatial_fake, content = self._generator_loss(fake, fake_coords, z, global_batch_size,
+                                                                 fake_spatial_mask)
+            q_loss = None
+            if content is not None:
+                q_loss = average(self.config.loss.content_weight * content, global_batch_size)
+        g_optimizer.apply_gradients(zip(g_tape.gradient(g_loss, g_variables), g_variables))
+        losses = {"d_loss": d_loss, "g_loss": g_loss, "spatial_fake": spatial_fake, **terms}
+        if q_loss is not None and fake_spatial_mask is None:
+            q_variables = self.content_head.trainable_variables
+            self.q_optimizer.apply_gradients(zip(g_tape.gradient(q_loss, q_variables), q_variables))
+            losses["q_loss"] = q_loss
+        del g_tape
+        return losses
+
+    def train_step(self, batch, global_batch_size):
+        images = batch["image"]
+        if self.geometry.system == "cylindrical":
+            images = self.roll_columns(images, batch["roll"])
+        losses = self._adversarial_step(
+            images, batch["z"], batch["gp_alpha"], batch["macro_row"], batch["macro_col"],
+            batch["macro_row"], batch["macro_col"], global_batch_size,
+            self.g_optimizer, self.d_optimizer, self.g_variables())
+        if self.extrapolation_optimizers is not None:
+            fake_row, fake_col = batch["extrapolation_row"], batch["extrapolation_col"]
+            coords = self.geometry.macro_coords(fake_row, fake_col)
+            inside = ops.all(ops.abs(coords) <= EXTRAPOLATION_BOUND, axis=-1)
+            g_opt, d_opt = self.extrapolation_optimizers
+            extrapolation = self._adversarial_step(
+                images, batch["z"], batch["gp_alpha"], batch["macro_row"], batch["macro_col"],
+                fake_row, fake_col, global_batch_size, g_opt, d_opt, self.extrapolation_g_variables(),
+                fake_spatial_mask=inside)
+            losses.update({f"extrapolation/{k}": v for k, v in extrapolation.items()})
+        return losses
+
+    @staticmethod
+    def roll_columns(images, shifts):
+        """Roll each panorama horizontally by its own shift (360 degree augmentation)."""
+        width = ops.shape(images)[2]
+        columns = (ops.expand_dims(ops.arange(width, dtype="int32"), 0) + ops.expand_dims(shifts, -1)) % width
+        return ops.take_along_axis(images, ops.expand_dims(ops.expand_dims(columns, 1), -1), axis=2)
+
+    # -- generation ------------------------------------------------------------------
+    def latents(self, seed: int, num: int) -> np.ndarray:
+        """z ~ U(-1, 1)^z_dim for ``num`` images, deterministic for ``seed``."""
+        rng = np.random.default_rng(seed)
+        return rng.uniform(-1.0, 1.0, (num, self.config.model.z_dim)).astype("float32")
+
+    def micro_patches(self, z, micro_coords):
+        """G in eval mode on explicit micro coordinates: z (B, z_dim), coords (B, coord_dim)."""
+        return self.generator([z, micro_coords], training=False)
+
+    def generate_full(self, z, extrapolation_steps: int = 0, batch_patches: int = 256):
+        """Full images assembled from all micro patches of each z (eval mode).
+
+        Args:
+            z: (B, z_dim) latents.
+            extrapolation_steps: micro patches added beyond the training boundary on each
+                side (Euclidean: every side; cylindrical: top and bottom only).
+            batch_patches: micro patches per generator call (bounds memory).
+
+        Returns:
+            (B, rows * micro, cols * micro, 3) images in [-1, 1]; patches are laid out
+            row-major, so patch (r, c) covers rows ``r*micro:(r+1)*micro``.
+        """
+        z = np.asarray(z, "float32")
+        grid = np.asarray(self.geometry.full_micro_grid(extrapolation_steps))
+        rows, cols, coord_dim = grid.shape
+        coords = np.tile(grid.reshape(1, rows * cols, coord_dim), (len(z), 1, 1)).reshape(-1, coord_dim)
+        z_per_patch = np.repeat(z, rows * cols, axis=0)
+        patches = [np.asarray(self._generate_patches(z_per_patch[i:i + batch_patches], coords[i:i + batch_patches]))
+                   for i in range(0, len(coords), batch_patches)]
+        return np.asarray(merge_patches(np.concatenate(patches), rows, cols))
+
+    @tf.function(reduce_retracing=True)
+    def _generate_patches(self, z, coords):
+        return self.generator([z, coords], training=False)
+
+    def sample_images(self, seed, num):
+        return self.generate_full(self.latents(seed, num))
+
+    def patch_guided_generate(self, macro_patch):
+        """Patch-guided generation (paper §4.5): a real macro patch -> (full image, z_est, c'_est).
+
+        Q maps D's features of the patch to a latent, A to the patch's coordinate;
+        the full image is generated from the estimated latent.
+        """
+        if self.content_head is None:
+            raise UserError("patch-guided generation needs a model trained with model.content_head=true "
+                            "and loss.content_weight > 0 (preset celeba128_patch_guided)")
+        _, features = self.discriminator(macro_patch, None, training=False)
+        z_est = self.content_head(features, training=False)
+        coords_est = self.spatial_head(features, training=False)
+        return self.generate_full(np.asarray(z_est)), np.asarray(z_est), np.asarray(coords_est)
