@@ -167,6 +167,12 @@ def _coerce(value, tp, where: str):
             raise wrong
         return value
     if tp is float:
+        if isinstance(value, str):
+            # PyYAML (YAML 1.1) reads 1e-4 without a dot as a string.
+            try:
+                value = float(value)
+            except ValueError:
+                raise wrong from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise wrong
         if value != value or value in (float("inf"), float("-inf")):

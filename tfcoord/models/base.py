@@ -26,6 +26,10 @@ class CoordinateGan:
         """(height, width) of the real images the data pipeline must deliver."""
         raise NotImplementedError
 
+    def build_networks(self) -> None:
+        """Create the networks only (what generation and export need)."""
+        raise NotImplementedError
+
     def build(self) -> None:
         """Create networks and optimizers; the trainer calls this inside ``strategy.scope()``."""
         raise NotImplementedError

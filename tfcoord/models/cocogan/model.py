@@ -98,8 +98,11 @@ class CocoGan(CoordinateGan):
     def image_size(self):
         return tuple(self.config.model.full_size)
 
-    def build(self):
+    def build_networks(self):
         self.generator, self.discriminator, self.spatial_head, self.content_head = build_networks(self.config.model)
+
+    def build(self):
+        self.build_networks()
         optim = self.config.optim
 
         def adam(lr):
