@@ -53,6 +53,7 @@ class CoordinateGan:
 
     def after_step(self) -> None:
         """Cross-replica work after each step (e.g. an EMA update). Default: nothing."""
+        return None
 
     def checkpoint_items(self) -> dict:
         """Trackable objects saved in a training checkpoint (networks and optimizers)."""

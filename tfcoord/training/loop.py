@@ -108,23 +108,20 @@ class Trainer:
     def _step_function(self):
         model, strategy, batch_size = self.model, self.strategy, self.global_batch
 
+        def replica_step(batch, poison):
+            return model.train_step(dict(batch, image=batch["image"] + poison), batch_size)
+
         @tf.function
         def train_step(batch, poison):  # never jit_compile on the distributed path (P15)
-            batch = dict(batch, image=batch["image"] + poison)
-            losses = strategy.run(model.train_step, args=(batch, batch_size))
+            losses = strategy.run(replica_step, args=(batch, poison))
             losses = {name: strategy.reduce("SUM", value, axis=None) for name, value in losses.items()}
             model.after_step()
             return losses
 
-        def poison_of(step):
-            fault = os.environ.get(FAULT_NAN_STEP_ENV)
-            return tf.constant(math.nan if fault and int(fault) == step else 0.0)
-
         def distributed_step(batch, step):
-            poison = poison_of(step)
-            if strategy.num_replicas_in_sync > 1:
-                poison = strategy.experimental_distribute_values_from_function(lambda _: poison_of(step))
-            return train_step(batch, poison)
+            fault = os.environ.get(FAULT_NAN_STEP_ENV)
+            poison = math.nan if fault and int(fault) == step else 0.0
+            return train_step(batch, tf.constant(poison))
 
         return distributed_step
 

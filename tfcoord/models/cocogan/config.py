@@ -84,6 +84,7 @@ class CocoGanOptimConfig:
     lr_q: float = bounded(1e-4, min=0.0)
     beta_1: float = bounded(0.0, min=0.0, max=1.0)
     beta_2: float = bounded(0.999, min=0.0, max=1.0)
+    epsilon: float = bounded(1e-8, min=0.0)  # TF1 AdamOptimizer's default, as in the official code
 
 
 DEFAULT_PRESET = "tiny"

@@ -106,7 +106,7 @@ class CocoGan(CoordinateGan):
         optim = self.config.optim
 
         def adam(lr):
-            return keras.optimizers.Adam(lr, beta_1=optim.beta_1, beta_2=optim.beta_2)
+            return keras.optimizers.Adam(lr, beta_1=optim.beta_1, beta_2=optim.beta_2, epsilon=optim.epsilon)
 
         self.g_optimizer, self.d_optimizer = adam(optim.lr_g), adam(optim.lr_d)
         # Building optimizers eagerly inside the strategy scope avoids P16.

@@ -1,0 +1,129 @@
+"""What every source shares: the global index stream, crop/resize/flip, batching.
+
+Every element carries a global index ``i`` (0, 1, 2, ... over the whole run). All of
+its randomness (which file, crop offset, flip) comes from stateless ops seeded by
+``(seed, i)``, and the file order of epoch ``e`` is a stateless permutation seeded by
+``(seed, e)``. The stream is therefore a pure function of ``(spec, image_size, seed)``,
+and a resumed run starts at ``start_index`` without reading the skipped elements.
+"""
+
+import dataclasses
+from typing import Callable
+
+import tensorflow as tf
+
+AUTOTUNE = tf.data.AUTOTUNE
+# Stands in for "forever": tf.data has no unbounded range.
+FOREVER = 2**62
+
+# Purposes folded into (seed, i) so that the draws of one element are independent.
+SOURCE_RANDOMNESS, EPOCH_ORDER, AUGMENTATION = 0, 1, 2
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """A data source as ``make_dataset`` sees it.
+
+    ``elements(seed, start_index, training, image_size)`` returns a dataset of
+    ``(global index, element)`` pairs from ``start_index`` on (forever when training,
+    one pass otherwise). An element is a dict with ``"image"``: uint8 ``(h, w, 3)`` of
+    any size, plus any conditions the source provides (``"bbox"``: normalised
+    ``ymin, xmin, ymax, xmax`` boxes ``(..., 4)``, ``"label"``, ...).
+    ``presized`` sources already render at ``image_size``: no crop, resize or flip.
+    """
+
+    elements: Callable[[int, int, bool, tuple[int, int]], tf.data.Dataset]
+    presized: bool = False
+
+
+def element_seed(seed, index, purpose: int) -> tf.Tensor:
+    """The stateless-RNG seed of element (or epoch) ``index`` for one ``purpose``."""
+    key = tf.stack([tf.cast(seed, tf.int64), tf.cast(index, tf.int64)])
+    return tf.random.experimental.stateless_fold_in(key, purpose)
+
+
+def index_stream(start_index: int) -> tf.data.Dataset:
+    """Global indices ``start_index, start_index + 1, ...`` (int64)."""
+    return tf.data.Dataset.range(start_index, FOREVER)
+
+
+def epoch_order(num_items: int, seed: int, start_index: int, training: bool) -> tf.data.Dataset:
+    """``(global index, item)`` pairs that visit items ``0..num_items-1`` once per epoch.
+
+    Training: epochs repeat forever, each in the stateless permutation of (seed, epoch).
+    Otherwise: one pass in natural order.
+    """
+    if not training:
+        return tf.data.Dataset.range(start_index, num_items).map(lambda i: (i, i))
+
+    def one_epoch(epoch):
+        items = tf.range(num_items, dtype=tf.int64)
+        order = tf.random.experimental.stateless_shuffle(items, element_seed(seed, epoch, EPOCH_ORDER))
+        return tf.data.Dataset.from_tensor_slices(order)
+
+    first_epoch = start_index // num_items
+    # Skipping within one epoch of integers is cheap: nothing is decoded yet.
+    items = tf.data.Dataset.range(first_epoch, FOREVER).flat_map(one_epoch)
+    items = items.skip(start_index - first_epoch * num_items)
+    return tf.data.Dataset.zip(index_stream(start_index), items)
+
+
+def _crop_window(height, width, image_size, seed, index, training):
+    """The largest window of the target aspect ratio: random offset and flip when training, centred otherwise."""
+    target_h, target_w = image_size
+    scale = tf.minimum(tf.cast(height, tf.float32) / target_h, tf.cast(width, tf.float32) / target_w)
+    crop_h = tf.clip_by_value(tf.cast(tf.round(target_h * scale), tf.int32), 1, height)
+    crop_w = tf.clip_by_value(tf.cast(tf.round(target_w * scale), tf.int32), 1, width)
+    if not training:
+        return (height - crop_h) // 2, (width - crop_w) // 2, crop_h, crop_w, tf.constant(False)
+    draws = tf.random.stateless_uniform([3], element_seed(seed, index, AUGMENTATION))
+    top = tf.minimum(tf.cast(draws[0] * tf.cast(height - crop_h + 1, tf.float32), tf.int32), height - crop_h)
+    left = tf.minimum(tf.cast(draws[1] * tf.cast(width - crop_w + 1, tf.float32), tf.int32), width - crop_w)
+    return top, left, crop_h, crop_w, draws[2] < 0.5
+
+
+def _move_boxes(boxes, height, width, top, left, crop_h, crop_w, flip):
+    """Normalised ``ymin, xmin, ymax, xmax`` boxes of the full image, in the cropped (and flipped) frame."""
+    height, width, top, left, crop_h, crop_w = (
+        tf.cast(v, boxes.dtype) for v in (height, width, top, left, crop_h, crop_w))
+    ymin, xmin, ymax, xmax = tf.unstack(boxes, axis=-1)
+    ymin, ymax = ((y * height - top) / crop_h for y in (ymin, ymax))
+    xmin, xmax = ((x * width - left) / crop_w for x in (xmin, xmax))
+    xmin, xmax = tf.where(flip, 1 - xmax, xmin), tf.where(flip, 1 - xmin, xmax)
+    return tf.clip_by_value(tf.stack([ymin, xmin, ymax, xmax], axis=-1), 0.0, 1.0)
+
+
+def to_unit_range(image) -> tf.Tensor:
+    """uint8 (or float 0..255) pixels as float32 in [-1, 1]."""
+    return tf.clip_by_value(tf.cast(image, tf.float32) / 127.5 - 1.0, -1.0, 1.0)
+
+
+def fit_to_size(index, element, *, image_size, seed, training):
+    """Crops the element's image to the aspect of ``image_size``, resizes it there, flips it
+    when training, maps it to [-1, 1], and moves its boxes along with it."""
+    image = element["image"]
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
+    top, left, crop_h, crop_w, flip = _crop_window(height, width, image_size, seed, index, training)
+    window = image[top:top + crop_h, left:left + crop_w]
+    # Antialiasing matters when large photos shrink to GAN sizes; upscaling (P18) is plain bilinear.
+    resized = tf.image.resize(window, image_size, antialias=True)
+    resized = tf.cond(flip, lambda: tf.reverse(resized, axis=[1]), lambda: resized)
+    out = dict(element, image=to_unit_range(resized))
+    if "bbox" in element:
+        out["bbox"] = _move_boxes(element["bbox"], height, width, top, left, crop_h, crop_w, flip)
+    return out
+
+
+def build(source: Source, *, image_size, batch_size, seed, start_index, training) -> tf.data.Dataset:
+    """Batches (``drop_remainder``) of a source's elements at ``image_size`` in [-1, 1]."""
+    pairs = source.elements(seed, start_index, training, image_size)
+    if source.presized:
+        elements = pairs.map(lambda index, element: dict(element, image=to_unit_range(element["image"])))
+    else:
+        elements = pairs.map(
+            lambda index, element: fit_to_size(index, element, image_size=image_size, seed=seed, training=training),
+            num_parallel_calls=AUTOTUNE, deterministic=True)
+    batches = elements.batch(batch_size, drop_remainder=True, num_parallel_calls=AUTOTUNE, deterministic=True)
+    options = tf.data.Options()
+    options.deterministic = True
+    return batches.prefetch(AUTOTUNE).with_options(options)
