@@ -30,6 +30,7 @@ setup(
         "pillow",
         "pyyaml",
         "tqdm",
+        "tensorboard",
     ],
     extras_require={
         "test": ["pytest", "hypothesis", "psutil"],

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import tensorflow as tf
-
 from tfcoord.config import load_run_config
 from tfcoord.errors import UserError
 from tfcoord.models import model_class, section_classes
-from tfcoord.training.checkpoints import latest_checkpoint
+from tfcoord.training.checkpoints import latest_checkpoint, restore_networks
 
 
 def load_run(run_dir):
@@ -24,9 +22,5 @@ def load_run(run_dir):
     model = model_class(config.model_type)(config)
     model.build_networks()
     path = latest_checkpoint(run_dir)
-    try:
-        tf.train.Checkpoint(**model.network_items()).restore(path).expect_partial().assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as err:
-        raise UserError(f"checkpoint {path} does not match the run's config.yaml "
-                        f"({str(err).splitlines()[0]}); was config.yaml edited after training?") from None
+    restore_networks(model.network_items(), path)
     return model, path

@@ -1,4 +1,11 @@
-"""Checkpoints of a run: ``tf.train.CheckpointManager`` behind a small interface.
+"""Checkpoints of a run: ``tf.train.CheckpointManager`` over an explicit map of variables.
+
+Keras 3 keeps lists of sublayers in its own tracked lists, which TensorFlow's object
+graph does not follow: a ``tf.train.Checkpoint(generator=G)`` silently drops every
+variable of a layer held in a list (spectral-norm ``u``, batch-norm statistics) and
+reaches the trainable ones only through the optimizer. So tfcoord checkpoints a flat
+map ``"<item>.<variable path>" -> variable`` built by :func:`variable_map`, which
+holds every weight of every network and every optimizer slot.
 
 TensorFlow writes a checkpoint's files first and then replaces the ``checkpoint``
 index file by an atomic rename, so a process killed mid-write leaves the index
@@ -9,18 +16,53 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import keras
 import tensorflow as tf
 
 from tfcoord.errors import UserError
 
 
+def _tf_variable(variable):
+    return variable.value if isinstance(variable, keras.Variable) else variable
+
+
+def variable_map(items: dict) -> dict:
+    """Flat ``{key: tf.Variable}`` of networks (by variable path) and optimizers (by slot index).
+
+    Keys use '.' instead of '/' so that they are plain checkpoint dependency names.
+    """
+    variables = {}
+    for item_name, item in items.items():
+        if isinstance(item, keras.optimizers.Optimizer):
+            pairs = [(str(i), v) for i, v in enumerate(item.variables)]
+        elif isinstance(item, keras.layers.Layer):
+            pairs = [(v.path, v) for v in item.weights]
+        else:
+            pairs = [("value", item)]
+        for path, variable in pairs:
+            key = f"{item_name}.{path}".replace("/", ".")
+            if key in variables:
+                raise ValueError(f"two variables share the checkpoint key {key!r}; give the layers unique names")
+            variables[key] = _tf_variable(variable)
+    return variables
+
+
+def restore_networks(items: dict, path: str) -> None:
+    """Restore the variables of ``items`` (networks only, no optimizers) from checkpoint ``path``."""
+    try:
+        tf.train.Checkpoint(**variable_map(items)).restore(path).expect_partial().assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as err:
+        raise UserError(f"checkpoint {path} does not fit these networks ({str(err).splitlines()[0][:300]}); "
+                        "use a run of the same architecture and configuration") from None
+
+
 class CheckpointKeeper:
-    """Saves and restores ``step`` plus the model's trackables in ``directory``."""
+    """Saves and restores ``step`` plus the variables of the model's trackables in ``directory``."""
 
     def __init__(self, directory, step, max_to_keep: int = 3, **trackables):
         self.directory = Path(directory)
         self.step = step
-        self.checkpoint = tf.train.Checkpoint(step=step, **trackables)
+        self.checkpoint = tf.train.Checkpoint(step=step, **variable_map(trackables))
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.directory), max_to_keep=max_to_keep,
                                                   checkpoint_name="ckpt")
 
@@ -43,9 +85,9 @@ class CheckpointKeeper:
         if path is None:
             return None
         try:
-            self.checkpoint.restore(path).assert_existing_objects_matched()
+            self.checkpoint.restore(path).assert_consumed()
         except (AssertionError, ValueError, tf.errors.OpError) as err:
-            raise UserError(f"checkpoint {path} does not match this model ({str(err).splitlines()[0]}); "
+            raise UserError(f"checkpoint {path} does not match this model ({str(err).splitlines()[0][:300]}); "
                             "resume with the configuration the run was trained with") from None
         return path
 

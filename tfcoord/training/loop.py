@@ -24,12 +24,13 @@ import signal
 import time
 from pathlib import Path
 
+import keras
 import tensorflow as tf
 
 from tfcoord.data import make_dataset
 from tfcoord.errors import UserError
 from tfcoord.images import image_grid, save_png
-from tfcoord.training.checkpoints import CheckpointKeeper
+from tfcoord.training.checkpoints import CheckpointKeeper, latest_checkpoint, restore_networks
 from tfcoord.training.strategy import make_strategy
 
 # Reliability tests poison the batch at this step to check the non-finite-loss stop.
@@ -66,6 +67,8 @@ class Trainer:
     # -- set-up ------------------------------------------------------------------------
     def _prepare(self):
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        # Initial weights follow train.seed, so two runs of one config start identically.
+        keras.utils.set_random_seed(self.config.train.seed)
         with self.strategy.scope():
             self.model.build()
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
@@ -73,23 +76,20 @@ class Trainer:
                                        max_to_keep=self.config.train.keep_checkpoints,
                                        **self.model.checkpoint_items())
         if self.resume:
-            restored = self.keeper.restore_latest()
-            if restored is None:
-                raise UserError(f"--resume: {self.run_dir / 'checkpoints'} holds no checkpoint to resume from; "
-                                "drop --resume to start a new run")
+            self.keeper.restore_latest()
         elif self.config.train.init_from:
             self._init_from(self.config.train.init_from)
         self.config.save(self.run_dir / "config.yaml")
 
     def _init_from(self, other_run):
-        path = tf.train.latest_checkpoint(str(Path(other_run) / "checkpoints"))
+        restore_networks(self.model.network_items(), latest_checkpoint(other_run))
+
+    def _checkpointed_step(self) -> int:
+        path = tf.train.latest_checkpoint(str(self.run_dir / "checkpoints"))
         if path is None:
-            raise UserError(f"train.init_from: {other_run} has no checkpoint; give the folder of a trained run")
-        try:
-            tf.train.Checkpoint(**self.model.network_items()).restore(path).expect_partial().assert_existing_objects_matched()
-        except (AssertionError, ValueError, tf.errors.OpError) as err:
-            raise UserError(f"train.init_from: {path} does not fit this model's networks ({str(err).splitlines()[0]}); "
-                            "initialise from a run of the same architecture") from None
+            raise UserError(f"--resume: {self.run_dir / 'checkpoints'} holds no checkpoint to resume from; "
+                            "drop --resume to start a new run")
+        return int(path.rsplit("-", 1)[1])
 
     def _dataset(self, start_step: int):
         data = make_dataset(self.config.data.source, image_size=self.model.image_size(),
@@ -128,15 +128,17 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------
     def fit(self) -> int:
         """Train until ``train.steps``; returns the final step."""
-        self._prepare()
         cfg = self.config
-        start = int(self.step.numpy())
+        # The data source is opened before the (slow) model build so that a bad --data fails fast.
+        start = self._checkpointed_step() if self.resume else 0
+        batches = self._dataset(start)
+        self._prepare()
+        assert int(self.step.numpy()) == start, (int(self.step.numpy()), start)
         total = cfg.train.steps
         if start >= total:
             print(f"run {self.run_dir} is already at step {start} >= train.steps={total}; nothing to do "
                   f"(raise it with --steps)")
             return start
-        batches = self._dataset(start)
         step_fn = self._step_function()
         writer = tf.summary.create_file_writer(str(self.run_dir / "tensorboard"))
         log_file = open(self.run_dir / "log.jsonl", "a")
