@@ -156,3 +156,14 @@ def test_user_errors_are_one_line_with_exit_code_2(tmp_path, args, message):
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(error_lines) == 1, result.stderr
     assert message.lower() in error_lines[0].lower(), error_lines[0]
+
+
+def test_mirrored_strategy_from_the_command_line(tmp_path, tiny_train_args):
+    run = tmp_path / "run"
+    result = run_module("tfcoord.train", *tiny_train_args, "--steps", "2", "--strategy", "mirrored", "--out", run,
+                        env={"TFCOORD_LOGICAL_CPUS": "2"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert checkpoint_steps(run) == [2]
+    odd = run_module("tfcoord.train", *tiny_train_args, "--steps", "2", "--strategy", "mirrored",
+                     "--batch-size", "3", "--out", tmp_path / "odd", env={"TFCOORD_LOGICAL_CPUS": "2"})
+    assert odd.returncode == 2 and "divisible by the number of replicas (2)" in odd.stderr

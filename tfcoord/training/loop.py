@@ -193,10 +193,9 @@ class Trainer:
                 + f"; {kept} in {self.run_dir / 'checkpoints'}; lower the learning rates (--set optim.lr_d=...) "
                   "and continue with --resume")
 
-    @staticmethod
-    def _postfix(losses, rate):
+    def _postfix(self, losses, rate):
         shown = {k: f"{v:.3g}" for k, v in list(losses.items())[:4]}
-        return {"it/s": f"{rate:.2f}", **shown}
+        return {"step/s": f"{rate:.2f}", "img/s": f"{rate * self.global_batch:.1f}", **shown}
 
     def _progress_bar(self, start, total):
         if not self.config.log.progress_bar:
