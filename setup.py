@@ -1,21 +1,11 @@
-from setuptools import setup
+from setuptools import find_packages, setup
 
 setup(
     name="tfcoord",
     version="0.1.0",
     description="Coordinate-conditioned image generation (COCO-GAN, CIPS, GAWWN, InfinityGAN) in TensorFlow 2 / Keras 3",
     python_requires=">=3.10",
-    packages=[
-        "tfcoord",
-        "tfcoord.layers",
-        "tfcoord.models",
-        "tfcoord.models.cocogan",
-        "tfcoord.data",
-        "tfcoord.training",
-        "tfcoord.generation",
-        "tfcoord.configs",
-        "export",
-    ],
+    packages=find_packages(include=["tfcoord", "tfcoord.*", "export", "export.*"]) + ["tfcoord.configs"],
     # The presets live at the top of the repository (configs/<model>/<name>.yaml) and are
     # installed inside the package so that a non-editable install finds them too.
     package_dir={"tfcoord.configs": "configs"},
