@@ -66,3 +66,20 @@ class CoordinateGan:
     def sample_images(self, seed: int, num: int) -> np.ndarray:
         """``num`` generated images in [-1, 1], (num, H, W, 3), for sample grids."""
         raise NotImplementedError
+
+    # -- export (see export/ and tensorflow.md §12-13) ----------------------------------------
+    def serving_functions(self) -> dict:
+        """Serving signatures: ``{name: tf.function}`` with named ``input_signature`` TensorSpecs
+        (dynamic batch, and dynamic patch size where the model allows) returning a dict whose
+        image output is named ``rgb``. ``generate_patch`` is required (the exporter also
+        registers it as ``serving_default``); models with a mapping network add ``map_latent``.
+        Noise, if any, is an explicit input: random ops in a serving graph break tiling.
+        """
+        raise NotImplementedError
+
+    def serving_description(self) -> dict:
+        """JSON-serialisable asset describing the model for clients that tile without tfcoord:
+        model type, patch size, latent shapes, coordinate system, and how to build the inputs
+        of tile (i, j)."""
+        raise NotImplementedError
+
