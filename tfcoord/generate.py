@@ -47,7 +47,15 @@ def parse_args(argv=None):
     parser.add_argument("--run", required=True, help="run directory written by tfcoord.train")
     parser.add_argument("--seed", type=int, default=0, help="latent seed (same seed, same images)")
     parser.add_argument("--num", type=int, default=8, help="number of images")
-    parser.add_argument("--out", help="output folder (default: RUN/generated)")
+    parser.add_argument("--out", help="output folder or file (default: RUN/generated)")
+    canvas = parser.add_argument_group("canvas (models that generate by coordinates)")
+    canvas.add_argument("--width", type=int, help="output width in pixels (default: the model's native size)")
+    canvas.add_argument("--height", type=int, help="output height in pixels (default: the model's native size)")
+    canvas.add_argument("--tile", type=int, help="tile side in pixels (default: chosen by the model)")
+    canvas.add_argument("--batch", type=int, default=4, help="tiles per network call")
+    canvas.add_argument("--panorama", action="store_true",
+                        help="360-degree panorama: the last column continues into the first")
+    canvas.add_argument("--format", choices=("png", "tiff", "dzi"), default="png", help="output format")
     known, _ = parser.parse_known_args(argv)  # --run first: it decides the model's own options
     module = model_cli(run_model_type(known.run))
     module.add_arguments(parser)
@@ -56,6 +64,10 @@ def parse_args(argv=None):
         raise UserError(f"--num must be between 1 and {MAX_IMAGES}, got {args.num}")
     if args.seed < 0:
         raise UserError(f"--seed must be >= 0, got {args.seed}")
+    for name in ("width", "height", "tile", "batch"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UserError(f"--{name} must be a positive integer, got {value}")
     module.check_arguments(args)
     return args, module
 

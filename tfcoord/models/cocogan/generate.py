@@ -24,8 +24,6 @@ def add_arguments(parser) -> None:
     group = parser.add_argument_group("COCO-GAN")
     group.add_argument("--extrapolate", type=int, default=0, metavar="K",
                        help="extend the micro-patch grid K steps beyond the training boundary")
-    group.add_argument("--panorama", action="store_true",
-                       help="cylindrical runs: also write 720-degree (pasted twice) panoramas")
     group.add_argument("--guide-patch", metavar="IMAGE",
                        help="patch-guided generation from this image (needs a content head)")
 
