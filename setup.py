@@ -21,6 +21,8 @@ setup(
         "pyyaml",
         "tqdm",
         "tensorboard",
+        "pypng",
+        "tifffile",
     ],
     extras_require={
         "test": ["pytest", "hypothesis", "psutil"],

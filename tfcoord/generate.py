@@ -78,9 +78,27 @@ def main(argv=None):
     from tfcoord.runs import load_run
 
     model, checkpoint = load_run(args.run)
+    if args.width or args.height or args.tile:
+        return render(model, checkpoint, args)
     out = Path(args.out) if args.out else Path(args.run) / "generated"
     written = module.generate(model, args, out)
     print(f"wrote {len(written)} files to {out} (from {checkpoint})")
+    return 0
+
+
+def render(model, checkpoint, args) -> int:
+    """Canvas mode: one image of --width x --height through the canvas engine (resumable)."""
+    from tfcoord.generation.canvas import render_canvas
+
+    if not hasattr(model, "canvas_renderer"):
+        raise UserError(f"{model.name} does not generate by coordinates, so --width/--height/--tile do not apply")
+    native_height, native_width = model.image_size()
+    width, height = args.width or native_width, args.height or native_height
+    extension = {"png": "png", "tiff": "tif", "dzi": "dzi"}[args.format]
+    out = Path(args.out) if args.out else Path(args.run) / "generated" / f"canvas_{width}x{height}_seed{args.seed}.{extension}"
+    renderer = model.canvas_renderer(width, height, args.seed, panorama=args.panorama, checkpoint=str(checkpoint))
+    written = render_canvas(renderer, out, width, height, tile=args.tile, batch=args.batch, fmt=args.format)
+    print(f"wrote {written} ({width} x {height}, from {checkpoint})")
     return 0
 
 
