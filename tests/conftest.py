@@ -24,3 +24,39 @@ def tiny_train_args():
     """Arguments that make the tiny COCO-GAN preset train in seconds."""
     return ["--model", "cocogan", "--batch-size", "4", "--set", "model.ngf=8", "--set", "model.ndf=8",
             "--set", "log.progress_bar=false", "--set", "log.num_samples=4"]
+
+
+def make_run(run_dir, model_type="cocogan", preset="tiny", overrides=(), train_steps=1):
+    """A run directory (config.yaml + checkpoint) of a freshly built model after ``train_steps`` steps."""
+    import tensorflow as tf
+
+    from tfcoord.config import load_config
+    from tfcoord.models import model_class, section_classes
+    from tfcoord.training.checkpoints import CheckpointKeeper
+
+    config = load_config(model_type, section_classes(model_type), preset=preset, overrides=list(overrides))
+    model = model_class(model_type)(config)
+    model.build()
+    batch = config.train.batch_size
+    height, width = model.image_size()
+    for step in range(train_steps):
+        images = tf.random.stateless_uniform([batch, height, width, 3], [step, 7], -1.0, 1.0)
+        model.train_step({"image": images, **model.step_inputs(step, batch)}, batch)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config.save(run_dir / "config.yaml")
+    step = tf.Variable(train_steps, dtype=tf.int64)
+    CheckpointKeeper(run_dir / "checkpoints", step, **model.checkpoint_items()).save(train_steps)
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_cocogan_run(tmp_path_factory):
+    return make_run(tmp_path_factory.mktemp("runs") / "cocogan-tiny",
+                    overrides=["model.ngf=8", "model.ndf=8", "train.batch_size=4"])
+
+
+@pytest.fixture(scope="session")
+def tiny_panorama_run(tmp_path_factory):
+    return make_run(tmp_path_factory.mktemp("runs") / "cocogan-panorama",
+                    preset="panorama_tiny", overrides=["train.batch_size=4"])
