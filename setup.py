@@ -23,6 +23,7 @@ setup(
         "tensorboard",
         "pypng",
         "tifffile",
+        "scipy",
     ],
     extras_require={
         "test": ["pytest", "hypothesis", "psutil"],

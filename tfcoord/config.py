@@ -62,6 +62,19 @@ class TrainConfig:
     # Restore network weights (not optimizer state or step) from another run before training,
     # e.g. for COCO-GAN's extrapolation fine-tuning of a converged model.
     init_from: str = ""
+    # A NaN/inf loss: "stop" (naming the step; the last good checkpoint stays intact) or
+    # "restore": reload the last good checkpoint, multiply every optimizer's learning rate by
+    # nonfinite_lr_factor and go on, at most max_restores times (docs/reliability.md).
+    on_nonfinite: Literal["stop", "restore"] = "stop"
+    nonfinite_lr_factor: float = bounded(0.5, min=1e-6, max=1.0)
+    max_restores: int = bounded(3, min=1)
+    # Periodic evaluation during training (off when fid_every = 0): fid_metric of fid_num samples
+    # against fid_real (default: data.source); the best checkpoint is kept in checkpoints/best/.
+    fid_every: int = bounded(0, min=0)
+    fid_metric: Literal["fid", "kid"] = "fid"
+    fid_num: int = bounded(5000, min=2, max=1_000_000)
+    fid_real: str = ""
+    fid_inception_weights: str = ""  # default: the Keras cache (see tfcoord.metrics.inception)
 
 
 @dataclasses.dataclass
@@ -175,9 +188,13 @@ def _coerce(value, tp, where: str):
                 raise wrong from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise wrong
-        if value != value or value in (float("inf"), float("-inf")):
+        try:
+            as_float = float(value)
+        except OverflowError:  # an integer beyond the float range
+            as_float = float("inf")
+        if as_float != as_float or as_float in (float("inf"), float("-inf")):
             raise UserError(f"{where} must be a finite number, got {value!r}")
-        return float(value)
+        return as_float
     if tp is str:
         if not isinstance(value, str):
             raise wrong
@@ -204,7 +221,7 @@ def build_section(cls, values: dict, section_name: str):
     for key, value in values.items():
         if key not in fields:
             raise UserError(
-                f"unknown key '{section_name}.{key}'{closest(str(key), fields)}; "
+                f"unknown key {f'{section_name}.{key}'!r}{closest(str(key), fields)}; "
                 f"valid keys of '{section_name}': {', '.join(sorted(fields))}")
         where = f"{section_name}.{key}"
         kwargs[key] = _coerce(value, hints[key], where)
@@ -222,10 +239,13 @@ def parse_override(text: str) -> tuple[str, str, Any]:
         raise UserError(f"--set expects section.key=value (e.g. train.steps=100), got {text!r}")
     path, raw = text.split("=", 1)
     section, key = path.strip().split(".", 1)
+    if not section or not key:
+        raise UserError(f"--set expects section.key=value (e.g. train.steps=100), got {text!r}")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as err:
-        raise UserError(f"--set {text!r}: the value is not valid YAML ({err.problem})") from None
+    except yaml.YAMLError as err:  # ReaderError (control characters) has no .problem
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise UserError(f"--set {text!r}: the value is not valid YAML ({problem})") from None
     return section, key, value
 
 
@@ -250,7 +270,10 @@ def read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise UserError(f"config file {path} does not exist; pass an existing YAML file to --config")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise UserError(f"config file {path} is not UTF-8 text ({err.reason} at byte {err.start}); "
+                        "pass a YAML file") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark is not None else ""
@@ -291,12 +314,12 @@ def load_config(model_type: str, section_classes: dict[str, type], *, preset: st
     preset_name = raw.pop("preset", None) or preset_name
     for section_name in raw:
         if section_name not in classes:
-            raise UserError(f"unknown config section '{section_name}' in {path}{closest(str(section_name), classes)}; "
+            raise UserError(f"unknown config section {str(section_name)!r} in {path}{closest(str(section_name), classes)}; "
                             f"valid sections: {', '.join(classes)}")
     for text in overrides:
         section, key, value = parse_override(text)
         if section not in classes:
-            raise UserError(f"unknown config section '{section}' in --set {text!r}{closest(section, classes)}; "
+            raise UserError(f"unknown config section {section!r} in --set {text!r}{closest(section, classes)}; "
                             f"valid sections: {', '.join(classes)}")
         raw.setdefault(section, {})
         if not isinstance(raw[section], dict):

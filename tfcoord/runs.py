@@ -7,7 +7,7 @@ from pathlib import Path
 from tfcoord.config import load_run_config
 from tfcoord.errors import UserError
 from tfcoord.models import model_class, section_classes
-from tfcoord.training.checkpoints import latest_checkpoint, restore_networks
+from tfcoord.training.checkpoints import restore_networks_from_run
 
 
 def load_run(run_dir):
@@ -21,6 +21,6 @@ def load_run(run_dir):
     config = load_run_config(run_dir, section_classes)
     model = model_class(config.model_type)(config)
     model.build_networks()
-    path = latest_checkpoint(run_dir)
-    restore_networks(model.network_items(), path)
+    # The newest intact checkpoint: a damaged newer one is skipped with a warning.
+    path = restore_networks_from_run(model.network_items(), run_dir)
     return model, path

@@ -9,7 +9,7 @@ from tfcoord.data.pipeline import index_stream
 from tfcoord.errors import UserError
 
 
-@pytest.mark.parametrize("spec", ["", "landscapes", "s3://bucket/images", "synthetic-birds", "Folder:/tmp"])
+@pytest.mark.parametrize("spec", ["", "landscapes", "s3://bucket/images", "synthetic-bird", "Folder:/tmp"])
 def test_unknown_spec_lists_the_valid_forms(spec):
     with pytest.raises(UserError, match=r"synthetic-landscapes, folder:PATH, tfds:NAME\[/CONFIG\]\[:SPLIT\]"):
         make_dataset(spec, image_size=(8, 8), batch_size=1, seed=0)

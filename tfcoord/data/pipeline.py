@@ -93,6 +93,24 @@ def _move_boxes(boxes, height, width, top, left, crop_h, crop_w, flip):
     return tf.clip_by_value(tf.stack([ymin, xmin, ymax, xmax], axis=-1), 0.0, 1.0)
 
 
+def _move_keypoints(keypoints, height, width, top, left, crop_h, crop_w, flip, flip_order=None):
+    """Normalised ``(x, y, visibility)`` rows (K, 3) of the full image, in the cropped (and flipped) frame.
+
+    Parts that leave the window become invisible (all zero, as invisible parts are stored).
+    On a flip, ``flip_order`` (K,) relabels the parts whose side changes (left eye <-> right eye).
+    """
+    height, width, top, left, crop_h, crop_w = (
+        tf.cast(v, keypoints.dtype) for v in (height, width, top, left, crop_h, crop_w))
+    x, y, visibility = tf.unstack(keypoints, axis=-1)
+    x, y = (x * width - left) / crop_w, (y * height - top) / crop_h
+    x = tf.where(flip, 1 - x, x)
+    keep = (visibility > 0) & (x >= 0) & (x <= 1) & (y >= 0) & (y <= 1)
+    moved = tf.where(keep[:, None], tf.stack([x, y, visibility], axis=-1), tf.zeros_like(keypoints))
+    if flip_order is not None:
+        moved = tf.where(flip, tf.gather(moved, flip_order), moved)
+    return moved
+
+
 def to_unit_range(image) -> tf.Tensor:
     """uint8 (or float 0..255) pixels as float32 in [-1, 1]."""
     return tf.clip_by_value(tf.cast(image, tf.float32) / 127.5 - 1.0, -1.0, 1.0)
@@ -100,7 +118,7 @@ def to_unit_range(image) -> tf.Tensor:
 
 def fit_to_size(index, element, *, image_size, seed, training):
     """Crops the element's image to the aspect of ``image_size``, resizes it there, flips it
-    when training, maps it to [-1, 1], and moves its boxes along with it."""
+    when training, maps it to [-1, 1], and moves its boxes and keypoints along with it."""
     image = element["image"]
     height, width = tf.shape(image)[0], tf.shape(image)[1]
     top, left, crop_h, crop_w, flip = _crop_window(height, width, image_size, seed, index, training)
@@ -111,6 +129,10 @@ def fit_to_size(index, element, *, image_size, seed, training):
     out = dict(element, image=to_unit_range(resized))
     if "bbox" in element:
         out["bbox"] = _move_boxes(element["bbox"], height, width, top, left, crop_h, crop_w, flip)
+    if "keypoints" in element:
+        out["keypoints"] = _move_keypoints(element["keypoints"], height, width, top, left, crop_h, crop_w, flip,
+                                           element.get("keypoint_flip_order"))
+        out["flipped"] = flip  # lets a model undo the relabelling (GAWWN quirk W4)
     return out
 
 

@@ -11,6 +11,8 @@ from tfcoord.errors import UserError
 
 MODELS = {
     "cocogan": "tfcoord.models.cocogan.model:CocoGan",
+    "cips": "tfcoord.models.cips.model:Cips",
+    "infinitygan": "tfcoord.models.infinitygan.model:InfinityGan",
 }
 
 

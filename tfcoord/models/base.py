@@ -51,6 +51,16 @@ class CoordinateGan:
         """
         raise NotImplementedError
 
+    def step_variant(self, step: int):
+        """Which compiled variant of the training step runs at (1-based) ``step``; default ``None``.
+
+        A hashable value, e.g. ``"r1"`` every 16th step for lazy regularisation. The trainer
+        traces one ``tf.function`` per distinct value and calls ``train_step(batch,
+        global_batch_size, variant=value)`` for values other than ``None``; ``train_step`` may
+        then branch in Python (the branch is fixed when that variant is traced).
+        """
+        return None
+
     def after_step(self) -> None:
         """Cross-replica work after each step (e.g. an EMA update). Default: nothing."""
         return None
@@ -68,18 +78,42 @@ class CoordinateGan:
         raise NotImplementedError
 
     # -- export (see export/ and tensorflow.md §12-13) ----------------------------------------
-    def serving_functions(self) -> dict:
+    def serving_functions(self, patch_size: int | None = None) -> dict:
         """Serving signatures: ``{name: tf.function}`` with named ``input_signature`` TensorSpecs
         (dynamic batch, and dynamic patch size where the model allows) returning a dict whose
         image output is named ``rgb``. ``generate_patch`` is required (the exporter also
         registers it as ``serving_default``); models with a mapping network add ``map_latent``.
         Noise, if any, is an explicit input: random ops in a serving graph break tiling.
+
+        ``patch_size`` None keeps the patch size dynamic where the model allows; an int fixes
+        it (``python -m export.tflite --patch P``); a model whose patch size is fixed raises
+        UserError for any other value. Axis 0 of every input is the batch: the TFLite exporter
+        retraces ``fn.python_function`` with that axis fixed. The exporter stores exactly the
+        variables the traced functions read, once (tensorflow.md P2/P4).
         """
         raise NotImplementedError
 
     def serving_description(self) -> dict:
         """JSON-serialisable asset describing the model for clients that tile without tfcoord:
         model type, patch size, latent shapes, coordinate system, and how to build the inputs
-        of tile (i, j)."""
+        of tile (i, j). The exporter stores it as ``assets/tfcoord_model.json`` and returns it
+        from a ``describe`` signature; ``export/tiling.py`` reads these keys:
+
+        * ``model_type``; ``output``: ``{"name": "rgb", "range": [-1.0, 1.0]}``;
+        * ``signatures``: ``{name: {"doc": str}}`` (the exporter adds the traced input and
+          output shapes);
+        * ``tiling``: ``signature`` (the per-tile signature), ``tile_size`` [h, w] (output
+          pixels per tile), optional ``stride`` [h, w] (default ``tile_size``; smaller for
+          overlapping tiles), ``native_tiles`` [rows, cols] (tiles of the trained image),
+          ``anchor`` per axis, ``"center"`` (a larger canvas extends the tile grid equally on
+          both sides) or ``"start"`` (tile 0 stays at the left/top edge), ``recipe`` (prose for
+          clients in other languages), and ``inputs``: one recipe per signature input, e.g.
+          ``{"source": "latent", "shape": [...], "distribution": "uniform"|"normal", "low",
+          "high"}`` (drawn once per image, in the order listed, from
+          ``numpy.random.default_rng(seed)``, the same value for every tile) or
+          ``{"source": "tile_coordinates", "system": NAME, ...}`` (a function of the tile's grid
+          index). The client builds the sources registered in ``export.tiling.INPUT_SOURCES``
+          and the systems in ``export.tiling.COORDINATE_SYSTEMS``; register new ones there.
+        """
         raise NotImplementedError
 

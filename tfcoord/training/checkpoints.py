@@ -1,4 +1,4 @@
-"""Checkpoints of a run: ``tf.train.CheckpointManager`` over an explicit map of variables.
+"""Checkpoints of a run: an explicit map of variables, written atomically and verified on load.
 
 Keras 3 keeps lists of sublayers in its own tracked lists, which TensorFlow's object
 graph does not follow: a ``tf.train.Checkpoint(generator=G)`` silently drops every
@@ -7,19 +7,53 @@ reaches the trainable ones only through the optimizer. So tfcoord checkpoints a 
 map ``"<item>.<variable path>" -> variable`` built by :func:`variable_map`, which
 holds every weight of every network and every optimizer slot.
 
-TensorFlow writes a checkpoint's files first and then replaces the ``checkpoint``
-index file by an atomic rename, so a process killed mid-write leaves the index
-pointing at the previous complete checkpoint: a checkpoint is never half-visible.
+Layout of ``checkpoints/`` (readable by ``tf.train.latest_checkpoint``)::
+
+    ckpt-N.index, ckpt-N.data-*     TensorFlow's tensor bundle of step N
+    ckpt-N.manifest.json            size and SHA-256 of each of those files
+    checkpoint                      the list of complete checkpoints, newest last
+    corrupt/                        checkpoints found damaged on resume (kept, never deleted)
+    best/                           the best checkpoint by the periodic metric (optional)
+
+A save writes the bundle (TensorFlow writes it to a temporary name and renames it),
+flushes it to disk, writes the manifest, and only then lists the checkpoint in
+``checkpoint`` by an atomic replace. A process killed at any moment therefore
+leaves the list pointing at complete checkpoints only, and a write that fails (full
+disk, size limit, permissions) leaves every listed checkpoint untouched.
+
+Loading verifies the manifest (and TensorFlow's per-tensor CRC) and falls back to
+the next older checkpoint, with a warning, when the newest one is damaged.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import sys
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
 from tfcoord.errors import UserError
+from tfcoord.fileio import atomic_write_text, describe_write_error, fsync_directory
+
+STATE_FILE = "checkpoint"
+MANIFEST_SUFFIX = ".manifest.json"
+QUARANTINE_FOLDER = "corrupt"
+# Reliability tests kill the process in the middle of writing this step's checkpoint
+# (bundle written, manifest and list not yet updated), as a power cut would.
+FAULT_KILL_IN_CHECKPOINT_ENV = "TFCOORD_FAULT_KILL_IN_CHECKPOINT_AT_STEP"
+_PREFIX = re.compile(r"^ckpt-(\d+)$")
+_HASH_CHUNK = 1 << 22
+
+
+class CorruptCheckpoint(Exception):
+    """A checkpoint's files are missing, truncated or altered."""
 
 
 def _tf_variable(variable):
@@ -47,13 +81,187 @@ def variable_map(items: dict) -> dict:
     return variables
 
 
+# -- files of one checkpoint --------------------------------------------------------------
+def checkpoint_step(prefix) -> int:
+    return int(str(prefix).rsplit("-", 1)[1])
+
+
+def bundle_files(prefix) -> list[Path]:
+    """The index and data shards TensorFlow wrote for ``prefix``."""
+    prefix = Path(prefix)
+    return sorted(prefix.parent.glob(f"{prefix.name}.index")) + sorted(prefix.parent.glob(f"{prefix.name}.data-*"))
+
+
+def _digest(path: Path, sync: bool = False) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(_HASH_CHUNK), b""):
+            sha.update(chunk)
+        if sync:
+            os.fsync(file.fileno())
+    return sha.hexdigest()
+
+
+def write_manifest(prefix) -> None:
+    """Flush the bundle of ``prefix`` to disk and record each file's size and SHA-256."""
+    prefix = Path(prefix)
+    files = bundle_files(prefix)
+    if not any(f.name.endswith(".index") for f in files):
+        raise CorruptCheckpoint(f"{prefix}: TensorFlow wrote no index file")
+    manifest = {"step": checkpoint_step(prefix),
+                "files": {f.name: {"size": f.stat().st_size, "sha256": _digest(f, sync=True)} for f in files}}
+    fsync_directory(prefix.parent)
+    atomic_write_text(Path(f"{prefix}{MANIFEST_SUFFIX}"), json.dumps(manifest, indent=1))
+
+
+def verify_files(prefix) -> bool:
+    """Check ``prefix`` against its manifest: True when verified, False when it has no manifest.
+
+    Raises:
+        CorruptCheckpoint: a file is missing, has another size or another hash.
+    """
+    prefix = Path(prefix)
+    manifest_path = Path(f"{prefix}{MANIFEST_SUFFIX}")
+    if not manifest_path.is_file():
+        if not Path(f"{prefix}.index").is_file():
+            raise CorruptCheckpoint("its index file is missing")
+        return False
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        expected = manifest["files"]
+    except (ValueError, KeyError, TypeError, OSError) as err:
+        raise CorruptCheckpoint(f"its manifest is unreadable ({err})") from None
+    for name, entry in expected.items():
+        path = prefix.parent / name
+        if not path.is_file():
+            raise CorruptCheckpoint(f"{name} is missing")
+        if path.stat().st_size != entry["size"]:
+            raise CorruptCheckpoint(f"{name} has {path.stat().st_size} bytes, {entry['size']} were written")
+        if _digest(path) != entry["sha256"]:
+            raise CorruptCheckpoint(f"{name} does not match its SHA-256")
+    return True
+
+
+def _delete_files(prefix) -> None:
+    prefix = Path(prefix)
+    for path in bundle_files(prefix) + [Path(f"{prefix}{MANIFEST_SUFFIX}")]:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+    shutil.rmtree(f"{prefix}_temp", ignore_errors=True)  # TensorFlow's staging folder of a failed write
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+# -- the list of checkpoints ----------------------------------------------------------
+def listed_checkpoints(directory) -> list[str]:
+    """Prefixes of the complete checkpoints in ``directory``, oldest first.
+
+    Read from the ``checkpoint`` file; if that file is missing or unreadable while
+    bundles exist, the list is rebuilt from the manifests on disk (with a warning).
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    try:
+        state = tf.train.get_checkpoint_state(str(directory))
+    except Exception as err:  # a damaged text proto raises parse errors of several types
+        _warn(f"{directory / STATE_FILE} is unreadable ({str(err).splitlines()[0][:200]}); "
+              "rebuilding the checkpoint list from the manifests on disk")
+        state = None
+    if state is not None:
+        paths = [str(directory / Path(p).name) for p in state.all_model_checkpoint_paths]
+        if state.model_checkpoint_path and str(directory / Path(state.model_checkpoint_path).name) not in paths:
+            paths.append(str(directory / Path(state.model_checkpoint_path).name))
+        return sorted(set(paths), key=checkpoint_step)
+    found = sorted((str(p)[:-len(MANIFEST_SUFFIX)] for p in directory.glob(f"ckpt-*{MANIFEST_SUFFIX}")
+                    if _PREFIX.match(p.name[:-len(MANIFEST_SUFFIX)])), key=checkpoint_step)
+    if found and not (directory / STATE_FILE).exists():
+        _warn(f"{directory} has no '{STATE_FILE}' list; using the {len(found)} checkpoint(s) with manifests")
+    return found
+
+
+def write_list(directory, prefixes: list[str]) -> None:
+    """Atomically write the ``checkpoint`` list (TensorFlow's text format, relative names)."""
+    lines = []
+    if prefixes:
+        lines.append(f'model_checkpoint_path: "{Path(prefixes[-1]).name}"')
+        lines += [f'all_model_checkpoint_paths: "{Path(p).name}"' for p in prefixes]
+    atomic_write_text(Path(directory) / STATE_FILE, "\n".join(lines) + "\n")
+
+
+# -- restoring ------------------------------------------------------------------------
+_MISMATCH_ERRORS = (AssertionError, ValueError)
+_READ_ERRORS = (tf.errors.OpError, IndexError, OSError, UnicodeDecodeError, EOFError)
+
+
+def _restore_first_good(prefixes, restore, *, on_corrupt, mismatch_message):
+    """Try ``restore(prefix)`` newest first; damaged checkpoints go to ``on_corrupt(prefix, reason)``.
+
+    Returns the prefix restored, or raises a UserError when none could be.
+    """
+    problems = []
+    for prefix in reversed(prefixes):
+        try:
+            verified = verify_files(prefix)
+        except CorruptCheckpoint as err:
+            problems.append((prefix, str(err)))
+            on_corrupt(prefix, str(err))
+            continue
+        try:
+            restore(prefix)
+        except _MISMATCH_ERRORS as err:
+            raise UserError(mismatch_message(prefix, err)) from None
+        except _READ_ERRORS as err:
+            if verified:  # intact files that cannot be restored do not fit the model
+                raise UserError(mismatch_message(prefix, err)) from None
+            reason = (err.message if isinstance(err, tf.errors.OpError) else str(err)).splitlines()[0][:200]
+            problems.append((prefix, f"unreadable: {reason or type(err).__name__}"))
+            on_corrupt(prefix, problems[-1][1])
+            continue
+        if problems:
+            _warn(f"restored {Path(prefix).name} instead (step {checkpoint_step(prefix)}); "
+                  f"{len(problems)} newer checkpoint(s) were damaged")
+        return prefix
+    details = "; ".join(f"{Path(p).name}: {reason}" for p, reason in problems)
+    raise UserError(f"every checkpoint in {Path(prefixes[-1]).parent} is damaged ({details}); "
+                    "restore the folder from a backup or start a new run")
+
+
 def restore_networks(items: dict, path: str) -> None:
     """Restore the variables of ``items`` (networks only, no optimizers) from checkpoint ``path``."""
     try:
         tf.train.Checkpoint(**variable_map(items)).restore(path).expect_partial().assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as err:
+    except _MISMATCH_ERRORS + (tf.errors.OpError,) as err:
         raise UserError(f"checkpoint {path} does not fit these networks ({str(err).splitlines()[0][:300]}); "
                         "use a run of the same architecture and configuration") from None
+
+
+def restore_networks_from_run(items: dict, run_dir) -> str:
+    """Restore networks from the newest intact checkpoint of ``run_dir``; returns its prefix.
+
+    Damaged checkpoints are skipped with a warning (and left in place: a reader does not
+    change the run). Raises a UserError when the run has none.
+    """
+    prefixes = listed_checkpoints(Path(run_dir) / "checkpoints")
+    if not prefixes:
+        raise UserError(f"{run_dir} has no checkpoint yet; train it first (python -m tfcoord.train ... --out {run_dir})")
+    variables = variable_map(items)
+
+    def restore(prefix):
+        tf.train.Checkpoint(**variables).restore(prefix).expect_partial().assert_existing_objects_matched()
+
+    def skip(prefix, reason):
+        _warn(f"checkpoint {prefix} is damaged ({reason}); trying the previous one")
+
+    return _restore_first_good(
+        prefixes, restore, on_corrupt=skip,
+        mismatch_message=lambda p, err: (f"checkpoint {p} does not fit these networks "
+                                         f"({str(err).splitlines()[0][:300]}); "
+                                         "use a run of the same architecture and configuration"))
 
 
 class CheckpointKeeper:
@@ -62,39 +270,91 @@ class CheckpointKeeper:
     def __init__(self, directory, step, max_to_keep: int = 3, **trackables):
         self.directory = Path(directory)
         self.step = step
+        self.max_to_keep = max_to_keep
         self.checkpoint = tf.train.Checkpoint(step=step, **variable_map(trackables))
-        self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.directory), max_to_keep=max_to_keep,
-                                                  checkpoint_name="ckpt")
+        # Readers' Checkpoint objects create a save counter when they restore; writing one keeps
+        # assert_existing_objects_matched() satisfied (write(), unlike save(), does not create it).
+        _ = self.checkpoint.save_counter
+        self.prefixes = listed_checkpoints(self.directory)
 
-    def save(self, step: int) -> str:
-        if self.manager.latest_checkpoint and self.latest_step() == step:
-            return self.manager.latest_checkpoint  # already saved at this step
-        try:
-            return self.manager.save(checkpoint_number=step)
-        except (OSError, tf.errors.OpError) as err:
-            raise UserError(f"could not write a checkpoint to {self.directory} ({str(err).splitlines()[0]}); "
-                            "free disk space or fix the folder's permissions, then continue with --resume") from None
+    @property
+    def latest_checkpoint(self) -> str | None:
+        return self.prefixes[-1] if self.prefixes else None
 
     def latest_step(self) -> int | None:
-        path = self.manager.latest_checkpoint
-        return int(path.rsplit("-", 1)[1]) if path else None
+        return checkpoint_step(self.prefixes[-1]) if self.prefixes else None
+
+    def save(self, step: int) -> str:
+        """Write checkpoint ``step``; a failed write raises a UserError and leaves earlier checkpoints intact."""
+        if self.prefixes and self.latest_step() == step:
+            return self.prefixes[-1]  # already saved at this step
+        prefix = str(self.directory / f"ckpt-{step}")
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self.checkpoint.write(prefix)
+            if os.environ.get(FAULT_KILL_IN_CHECKPOINT_ENV) == str(step):
+                os.kill(os.getpid(), signal.SIGKILL)
+            write_manifest(prefix)
+            kept = ([p for p in self.prefixes if p != prefix] + [prefix])[-self.max_to_keep:]
+            write_list(self.directory, kept)
+        except (OSError, tf.errors.OpError, CorruptCheckpoint) as err:
+            try:
+                _delete_files(prefix)
+            except OSError:
+                pass
+            last = self.latest_step()
+            kept_note = (f"the earlier checkpoints are intact (newest: step {last})" if last is not None
+                         else "no earlier checkpoint exists")
+            raise UserError(f"could not write checkpoint step {step} to {self.directory} "
+                            f"({describe_write_error(err)}); {kept_note}; then continue with --resume") from None
+        for old in self.prefixes:
+            if old not in kept:
+                try:
+                    _delete_files(old)
+                except OSError as err:  # an old checkpoint we cannot delete costs space, not the run
+                    _warn(f"could not delete the old checkpoint {old} ({err})")
+        self.prefixes = kept
+        return prefix
 
     def restore_latest(self) -> str | None:
-        """Restore the newest checkpoint; returns its path, or None when there is none."""
-        path = self.manager.latest_checkpoint
-        if path is None:
+        """Restore the newest intact checkpoint; returns its prefix, or None when there is none.
+
+        A damaged checkpoint is moved to ``corrupt/`` (with a warning) and the next older
+        one is tried; a checkpoint that does not fit the model is a UserError.
+        """
+        if not self.prefixes:
             return None
+
+        def restore(prefix):
+            self.checkpoint.restore(prefix).assert_consumed()
+
+        prefix = _restore_first_good(
+            list(self.prefixes), restore, on_corrupt=self._quarantine,
+            mismatch_message=lambda p, err: (f"checkpoint {p} does not match this model "
+                                             f"({str(err).splitlines()[0][:300]}); "
+                                             "resume with the configuration the run was trained with"))
+        return prefix
+
+    def _quarantine(self, prefix, reason: str) -> None:
+        """Move a damaged checkpoint to ``corrupt/`` and drop it from the list."""
+        target = self.directory / QUARANTINE_FOLDER
+        moved = []
         try:
-            self.checkpoint.restore(path).assert_consumed()
-        except (AssertionError, ValueError, tf.errors.OpError) as err:
-            raise UserError(f"checkpoint {path} does not match this model ({str(err).splitlines()[0][:300]}); "
-                            "resume with the configuration the run was trained with") from None
-        return path
+            target.mkdir(exist_ok=True)
+            for path in bundle_files(prefix) + [Path(f"{prefix}{MANIFEST_SUFFIX}")]:
+                if path.exists():
+                    os.replace(path, target / path.name)
+                    moved.append(path.name)
+        except OSError as err:
+            _warn(f"could not move the damaged checkpoint {prefix} to {target} ({err})")
+        self.prefixes = [p for p in self.prefixes if p != prefix]
+        write_list(self.directory, self.prefixes)
+        _warn(f"checkpoint {prefix} is damaged ({reason}); moved it to {target} and trying the previous one")
 
 
 def latest_checkpoint(run_dir) -> str:
-    """Path prefix of a run's newest checkpoint, or a UserError saying the run has none."""
-    path = tf.train.latest_checkpoint(str(Path(run_dir) / "checkpoints"))
-    if path is None:
+    """Path prefix of a run's newest listed checkpoint, or a UserError saying the run has none."""
+    prefixes = listed_checkpoints(Path(run_dir) / "checkpoints")
+    if not prefixes:
         raise UserError(f"{run_dir} has no checkpoint yet; train it first (python -m tfcoord.train ... --out {run_dir})")
-    return path
+    return prefixes[-1]

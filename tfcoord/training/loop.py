@@ -4,12 +4,16 @@ One :class:`Trainer` runs any :class:`~tfcoord.models.base.CoordinateGan`: it bu
 the model inside the strategy scope, streams global batches (with the model's
 per-step random inputs) to the replicas, checkpoints every N steps and on
 SIGINT/SIGTERM, logs TensorBoard scalars and sample grids, shows a progress bar and
-stops on a non-finite loss without touching the last good checkpoint.
+stops on a non-finite loss without touching the last good checkpoint (or, with
+``train.on_nonfinite=restore``, reloads it and lowers the learning rates). A write
+that fails (full disk, unwritable folder) stops the run with one clear line and
+leaves the earlier checkpoints intact; see docs/reliability.md.
 
 Run directory::
 
     config.yaml           the resolved configuration the run trains with
-    checkpoints/          tf.train.CheckpointManager (ckpt-N.*, checkpoint)
+    checkpoints/          ckpt-N.* with manifests, the 'checkpoint' list (see checkpoints.py)
+    checkpoints/best/     the best checkpoint by the periodic metric (train.fid_every > 0)
     samples/step_N.png    sample grids (fixed latents, so grids are comparable)
     tensorboard/          scalars and images
     log.jsonl             the logged scalars, one JSON object per line
@@ -17,20 +21,25 @@ Run directory::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
 import keras
 import tensorflow as tf
+import yaml
 
-from tfcoord.data import make_dataset
+from tfcoord.data import make_dataset, parse_source
 from tfcoord.errors import UserError
+from tfcoord.fileio import atomic_write_text, describe_write_error
 from tfcoord.images import image_grid, save_png
-from tfcoord.training.checkpoints import CheckpointKeeper, latest_checkpoint, restore_networks
+from tfcoord.training.checkpoints import (CheckpointKeeper, checkpoint_step, listed_checkpoints,
+                                          restore_networks_from_run)
 from tfcoord.training.strategy import make_strategy
 
 # Reliability tests poison the batch at this step to check the non-finite-loss stop.
@@ -40,6 +49,10 @@ SAMPLE_SEED = 1234  # sample grids always show the same latents
 
 class TrainingDiverged(UserError):
     """A loss became NaN or infinite."""
+
+
+class RunDirectoryError(UserError):
+    """The run directory cannot be written (full disk, permissions, read-only)."""
 
 
 class Trainer:
@@ -63,10 +76,15 @@ class Trainer:
             raise UserError(f"train.batch_size ({self.global_batch}) must be divisible by the number of "
                             f"replicas ({replicas}); try --batch-size {replicas * max(1, self.global_batch // replicas)}")
         self._stop_signal = None
+        self._faults_fired = set()
+        self._restores = 0
+        self.evaluation = None
+        self.best = None
 
     # -- set-up ------------------------------------------------------------------------
     def _prepare(self):
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with self._writing("the run directory"):
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         # Initial weights follow train.seed, so two runs of one config start identically.
         keras.utils.set_random_seed(self.config.train.seed)
         with self.strategy.scope():
@@ -76,20 +94,85 @@ class Trainer:
                                        max_to_keep=self.config.train.keep_checkpoints,
                                        **self.model.checkpoint_items())
         if self.resume:
-            self.keeper.restore_latest()
+            self.keeper.restore_latest()  # the newest intact one: damaged ones move to checkpoints/corrupt/
         elif self.config.train.init_from:
             self._init_from(self.config.train.init_from)
-        self.config.save(self.run_dir / "config.yaml")
+        with self._writing("config.yaml"):
+            atomic_write_text(self.run_dir / "config.yaml", yaml.safe_dump(self.config.to_dict(), sort_keys=False))
+        if self.config.train.fid_every:
+            self._prepare_evaluation()
 
     def _init_from(self, other_run):
-        restore_networks(self.model.network_items(), latest_checkpoint(other_run))
+        restore_networks_from_run(self.model.network_items(), other_run)
 
     def _checkpointed_step(self) -> int:
-        path = tf.train.latest_checkpoint(str(self.run_dir / "checkpoints"))
-        if path is None:
+        prefixes = listed_checkpoints(self.run_dir / "checkpoints")
+        if not prefixes:
             raise UserError(f"--resume: {self.run_dir / 'checkpoints'} holds no checkpoint to resume from; "
                             "drop --resume to start a new run")
-        return int(path.rsplit("-", 1)[1])
+        return checkpoint_step(prefixes[-1])
+
+    def _check_run_dir(self):
+        """Fail before any work when the run directory cannot be created or written."""
+        created = [folder for folder in (self.run_dir, *self.run_dir.parents) if not folder.exists()]
+        probe = self.run_dir / ".tfcoord-write-test"
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(probe, "ok\n")
+            probe.unlink()
+        except OSError as err:
+            raise RunDirectoryError(f"cannot write to the run directory {self.run_dir} "
+                                    f"({describe_write_error(err)}); choose another --out") from None
+        finally:
+            for folder in created:  # leave no empty run folder behind if a later check fails
+                try:
+                    folder.rmdir()
+                except OSError:
+                    pass
+
+    @contextlib.contextmanager
+    def _writing(self, what: str):
+        """Turn a failed write of ``what`` into one clear line that says the checkpoints are intact."""
+        try:
+            yield
+        except (OSError, tf.errors.OpError) as err:
+            last = self.keeper.latest_step() if getattr(self, "keeper", None) else None
+            kept = (f"the checkpoints are intact (newest: step {last})" if last is not None
+                    else "no checkpoint had been written yet")
+            raise RunDirectoryError(f"could not write {what} in {self.run_dir} ({describe_write_error(err)}); "
+                                    f"{kept}; continue with --resume --out {self.run_dir}") from None
+
+    def _check_evaluation_settings(self):
+        """Periodic evaluation: fail before any work when its weights or real data are missing."""
+        cfg = self.config.train
+        if not cfg.fid_every:
+            return
+        from tfcoord.metrics.inception import check_extractor_available
+
+        check_extractor_available(cfg.fid_inception_weights or None)
+        if cfg.fid_real and cfg.fid_real != self.config.data.source:
+            parse_source(cfg.fid_real)
+
+    def _prepare_evaluation(self):
+        from tfcoord.metrics import get_metric
+        from tfcoord.metrics.evaluation import Evaluation
+        from tfcoord.metrics.inception import load_extractor
+
+        cfg = self.config.train
+        metric = get_metric(cfg.fid_metric)
+        self.evaluation = Evaluation(metric, self.model, cfg.fid_real or self.config.data.source,
+                                     num_real=cfg.fid_num, batch=min(50, cfg.fid_num),
+                                     extractor=load_extractor(cfg.fid_inception_weights or None),
+                                     progress=self.config.log.progress_bar)
+        self.best_keeper = CheckpointKeeper(self.run_dir / "checkpoints" / "best", step=self.step, max_to_keep=1,
+                                            **self.model.checkpoint_items())
+        record = self.run_dir / "checkpoints" / "best" / "metric.json"
+        self.best = None
+        if self.resume and record.is_file():
+            try:
+                self.best = json.loads(record.read_text())
+            except ValueError:
+                self.best = None
 
     def _dataset(self, start_step: int):
         data = make_dataset(self.config.data.source, image_size=self.model.image_size(),
@@ -108,20 +191,36 @@ class Trainer:
     def _step_function(self):
         model, strategy, batch_size = self.model, self.strategy, self.global_batch
 
-        def replica_step(batch, poison):
-            return model.train_step(dict(batch, image=batch["image"] + poison), batch_size)
+        def compile_step(variant):
+            # A model with step variants (e.g. lazy R1 every 16 steps) gets one traced function per
+            # variant, chosen in Python: an optimizer update cannot sit in a traced tf.cond under
+            # MirroredStrategy (merge_call inside control flow is unsupported).
+            variant_kwargs = {} if variant is None else {"variant": variant}
 
-        @tf.function
-        def train_step(batch, poison):  # never jit_compile on the distributed path (P15)
-            losses = strategy.run(replica_step, args=(batch, poison))
-            losses = {name: strategy.reduce("SUM", value, axis=None) for name, value in losses.items()}
-            model.after_step()
-            return losses
+            def replica_step(batch, poison):
+                return model.train_step(dict(batch, image=batch["image"] + poison), batch_size, **variant_kwargs)
+
+            @tf.function
+            def train_step(batch, poison):  # never jit_compile on the distributed path (P15)
+                losses = strategy.run(replica_step, args=(batch, poison))
+                losses = {name: strategy.reduce("SUM", value, axis=None) for name, value in losses.items()}
+                model.after_step()
+                return losses
+
+            return train_step
+
+        compiled = {}
 
         def distributed_step(batch, step):
             fault = os.environ.get(FAULT_NAN_STEP_ENV)
-            poison = math.nan if fault and int(fault) == step else 0.0
-            return train_step(batch, tf.constant(poison))
+            poison = 0.0
+            if fault and int(fault) == step and step not in self._faults_fired:  # once, like a real glitch
+                self._faults_fired.add(step)
+                poison = math.nan
+            variant = model.step_variant(step)
+            if variant not in compiled:
+                compiled[variant] = compile_step(variant)
+            return compiled[variant](batch, tf.constant(poison))
 
         return distributed_step
 
@@ -129,26 +228,48 @@ class Trainer:
     def fit(self) -> int:
         """Train until ``train.steps``; returns the final step."""
         cfg = self.config
-        # The data source is opened before the (slow) model build so that a bad --data fails fast.
+        # Cheap checks first, then the data source (before the slow model build) so bad input fails fast.
+        self._check_run_dir()
+        self._check_evaluation_settings()
         start = self._checkpointed_step() if self.resume else 0
         batches = self._dataset(start)
         self._prepare()
-        assert int(self.step.numpy()) == start, (int(self.step.numpy()), start)
+        restored = int(self.step.numpy())
+        if restored != start:  # the newest checkpoint was damaged; an older one was restored
+            start, batches = restored, self._dataset(restored)
         total = cfg.train.steps
         if start >= total:
             print(f"run {self.run_dir} is already at step {start} >= train.steps={total}; nothing to do "
                   f"(raise it with --steps)")
             return start
+        if cfg.train.on_nonfinite == "restore" and self.keeper.latest_step() is None:
+            self.keeper.save(start)  # something to go back to before the first regular checkpoint
         step_fn = self._step_function()
-        writer = tf.summary.create_file_writer(str(self.run_dir / "tensorboard"))
-        log_file = open(self.run_dir / "log.jsonl", "a")
+        with self._writing("tensorboard/"):
+            writer = tf.summary.create_file_writer(str(self.run_dir / "tensorboard"))
+        with self._writing("log.jsonl"):
+            log_file = open(self.run_dir / "log.jsonl", "a")
         previous_handlers = self._install_signal_handlers()
         progress = self._progress_bar(start, total)
         try:
             timer_start, timer_steps = time.perf_counter(), 0
-            for step in range(start + 1, total + 1):
-                losses = {k: float(v) for k, v in step_fn(next(batches), step).items()}
-                self._check_finite(losses, step)
+            step = start
+            while step < total:
+                step += 1
+                try:
+                    batch = next(batches)
+                except StopIteration:
+                    raise UserError(f"the data source {cfg.data.source} delivered no batch for step {step}: it holds "
+                                    f"fewer than train.batch_size={self.global_batch} usable images; "
+                                    "add images or lower --batch-size") from None
+                losses = {k: float(v) for k, v in step_fn(batch, step).items()}
+                if not all(math.isfinite(v) for v in losses.values()):
+                    step = self._on_nonfinite(losses, step, log_file)
+                    batches = self._dataset(step)
+                    if progress is not None:
+                        progress.reset(total=total)
+                        progress.update(step)
+                    continue
                 self.step.assign(step)
                 timer_steps += 1
                 elapsed = time.perf_counter() - timer_start
@@ -157,11 +278,15 @@ class Trainer:
                     progress.update(1)
                     progress.set_postfix(self._postfix(losses, rate), refresh=False)
                 if step % cfg.log.scalars_every == 0 or step == total:
-                    self._log_scalars(writer, log_file, step, losses, rate)
+                    with self._writing("log.jsonl and tensorboard/"):
+                        self._log_scalars(writer, log_file, step, losses, rate)
                 if step % cfg.log.samples_every == 0 or step == total:
-                    self._write_samples(writer, step)
+                    with self._writing(f"samples/step_{step:08d}.png"):
+                        self._write_samples(writer, step)
                 if step % cfg.train.checkpoint_every == 0 or step == total:
                     self.keeper.save(step)
+                if self.evaluation is not None and (step % cfg.train.fid_every == 0 or step == total):
+                    self._evaluate(writer, log_file, step)
                 if self._stop_signal is not None:
                     self.keeper.save(step)
                     raise KeyboardInterrupt
@@ -176,22 +301,76 @@ class Trainer:
             if progress is not None:
                 progress.close()
             self._restore_signal_handlers(previous_handlers)
-            writer.close()
-            log_file.close()
+            # A full disk may also fail these; the error that stopped the run is the one to report.
+            for close in (writer.close, log_file.close):
+                try:
+                    close()
+                except (OSError, tf.errors.OpError):
+                    pass
         return total
 
-    def _check_finite(self, losses, step):
+    def _on_nonfinite(self, losses, step, log_file) -> int:
+        """Stop naming the step, or (``train.on_nonfinite=restore``) reload the last good checkpoint.
+
+        Returns the step training continues from.
+        """
+        cfg = self.config.train
         bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
-        if bad:
-            last = self.keeper.latest_step()
-            kept = (f"the last good checkpoint (step {last}) is intact" if last is not None
-                    else "no checkpoint had been written yet")
-            name, value = next(iter(bad.items()))
-            raise TrainingDiverged(
-                f"non-finite loss at step {step}: {name} = {value}"
-                + (f" (also {', '.join(list(bad)[1:])})" if len(bad) > 1 else "")
-                + f"; {kept} in {self.run_dir / 'checkpoints'}; lower the learning rates (--set optim.lr_d=...) "
-                  "and continue with --resume")
+        name, value = next(iter(bad.items()))
+        what = f"non-finite loss at step {step}: {name} = {value}" + (
+            f" (also {', '.join(list(bad)[1:])})" if len(bad) > 1 else "")
+        last = self.keeper.latest_step()
+        if cfg.on_nonfinite == "restore" and last is not None and self._restores < cfg.max_restores:
+            self._restores += 1
+            self.keeper.restore_latest()
+            restored = int(self.step.numpy())
+            rates = self._scale_learning_rates(cfg.nonfinite_lr_factor)
+            print(f"warning: {what}; restored the checkpoint of step {restored} and multiplied the learning rates "
+                  f"by {cfg.nonfinite_lr_factor} (now {rates}); restore {self._restores} of {cfg.max_restores}",
+                  file=sys.stderr, flush=True)
+            with self._writing("log.jsonl"):
+                log_file.write(json.dumps({"step": step, "event": "nonfinite_restore", "loss": name,
+                                           "restored_step": restored, "learning_rates": rates}) + "\n")
+                log_file.flush()
+            return restored
+        kept = (f"the last good checkpoint (step {last}) is intact" if last is not None
+                else "no checkpoint had been written yet")
+        if cfg.on_nonfinite == "restore" and last is not None:
+            kept = f"gave up after {self._restores} restores; " + kept
+        raise TrainingDiverged(
+            f"{what}; {kept} in {self.run_dir / 'checkpoints'}; lower the learning rates (--set optim.lr_d=...) "
+            "and continue with --resume, or set train.on_nonfinite=restore")
+
+    def _scale_learning_rates(self, factor: float) -> dict:
+        """Multiply the learning rate of every Keras optimizer among the checkpoint items; returns the new rates."""
+        rates = {}
+        with self.strategy.scope():
+            for name, item in self.model.checkpoint_items().items():
+                if not isinstance(item, keras.optimizers.Optimizer):
+                    continue
+                if isinstance(item._learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+                    print(f"warning: {name} follows a learning-rate schedule; left unchanged", file=sys.stderr)
+                    continue
+                item.learning_rate = float(item.learning_rate.numpy()) * factor
+                rates[name] = float(item.learning_rate.numpy())
+        return rates
+
+    def _evaluate(self, writer, log_file, step):
+        """Periodic metric; a better value replaces checkpoints/best/."""
+        metric = self.evaluation.metric
+        value = float(self.evaluation.run(self.config.train.fid_num, seed=SAMPLE_SEED)[metric.headline])
+        with self._writing("log.jsonl and tensorboard/"):
+            with writer.as_default(step=step):
+                tf.summary.scalar(f"metric/{metric.name}", value)
+            log_file.write(json.dumps({"step": step, metric.name: value}) + "\n")
+            log_file.flush()
+        best = self.best.get("value") if isinstance(self.best, dict) else None
+        better = best is None or (value < best if metric.lower_is_better else value > best)
+        if better and math.isfinite(value):
+            self.best_keeper.save(step)
+            self.best = {"metric": metric.name, "value": value, "step": step}
+            with self._writing("checkpoints/best/metric.json"):
+                atomic_write_text(self.run_dir / "checkpoints" / "best" / "metric.json", json.dumps(self.best))
 
     def _postfix(self, losses, rate):
         shown = {k: f"{v:.3g}" for k, v in list(losses.items())[:4]}

@@ -324,6 +324,17 @@ class CocoGan(CoordinateGan):
     def sample_images(self, seed, num):
         return self.generate_full(self.latents(seed, num))
 
+    # -- export ----------------------------------------------------------------------
+    def serving_functions(self, patch_size=None):
+        from tfcoord.models.cocogan.serving import serving_functions
+
+        return serving_functions(self, patch_size)
+
+    def serving_description(self):
+        from tfcoord.models.cocogan.serving import serving_description
+
+        return serving_description(self)
+
     def patch_guided_generate(self, macro_patch):
         """Patch-guided generation (paper §4.5): a real macro patch -> (full image, z_est, c'_est).
 
@@ -337,3 +348,10 @@ class CocoGan(CoordinateGan):
         z_est = self.content_head(features, training=False)
         coords_est = self.spatial_head(features, training=False)
         return self.generate_full(np.asarray(z_est)), np.asarray(z_est), np.asarray(coords_est)
+
+    def canvas_renderer(self, width, height, seed, panorama=False, checkpoint=""):
+        """This model on the canvas engine (see :mod:`tfcoord.models.cocogan.canvas`)."""
+        from tfcoord.models.cocogan.canvas import CocoGanCanvas
+
+        return CocoGanCanvas(self, width, height, seed, panorama=panorama, checkpoint=checkpoint)
+

@@ -1,0 +1,199 @@
+"""Export a trained run as a SavedModel for TF Serving.
+
+    python -m export.saved_model --run runs/NAME --out serving/NAME [--version N] [--overwrite]
+
+writes ``serving/NAME/<version>/`` (``saved_model.pb``, ``variables/``,
+``assets/tfcoord_model.json``), the layout TF Serving polls: it serves the highest
+integer version of ``--model_base_path``. The version is written to a hidden folder
+first and renamed into place, so a server never sees half of it. Signatures:
+
+* the model's :meth:`~tfcoord.models.base.CoordinateGan.serving_functions`
+  (``generate_patch`` and the model's others), named TensorSpecs, dynamic batch;
+* ``serving_default``: the same as ``generate_patch``;
+* ``describe(request int32 (-1,)) -> {"description": string (-1,)}``: the JSON of the
+  asset, so a client of a remote server can tile without the export folder.
+
+The module holds only the raw ``tf.Variable``\\ s the traced functions read (not the
+Keras objects): the TF1 session loader used by TF Serving finds them, and they are
+stored once (tensorflow.md P2, P4).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from tfcoord import cli
+from tfcoord.errors import UserError
+
+DESCRIPTION_ASSET = "tfcoord_model.json"
+DESCRIPTION_FORMAT = "tfcoord-serving/1"
+DESCRIBE = "describe"
+
+
+def _shape(tensor_spec) -> list[int]:
+    return [-1 if dim is None else int(dim) for dim in tensor_spec.shape]
+
+
+def signature_specs(concrete_function) -> dict:
+    """Input and output names, shapes (-1 = dynamic) and dtypes of a traced signature function."""
+    args, kwargs = concrete_function.structured_input_signature
+    inputs = {**{spec.name: spec for spec in args}, **kwargs}  # signatures take named TensorSpecs
+    outputs = concrete_function.structured_outputs
+    return {"inputs": {name: {"shape": _shape(spec), "dtype": spec.dtype.name} for name, spec in inputs.items()},
+            "outputs": {name: {"shape": _shape(t), "dtype": t.dtype.name} for name, t in outputs.items()}}
+
+
+def with_fixed_batch(function, batch_size: int):
+    """The same tf.function traced with axis 0 of every input fixed (TFLite: static shapes)."""
+    import tensorflow as tf
+
+    specs = [tf.TensorSpec([batch_size, *spec.shape[1:]], spec.dtype, name=spec.name)
+             for spec in function.input_signature]
+    return tf.function(function.python_function, input_signature=specs)
+
+
+def serving_module(model, description: dict, *, patch_size=None, batch_size=None, names=None):
+    """A ``tf.Module`` holding the raw variables, the concrete signature functions to save with it,
+    and the description.
+
+    Returns ``(module, signatures, description)``; the description gains the traced
+    shapes of every signature and the parameter counts. ``names`` restricts the exported
+    signatures (``describe`` included only when named or when ``names`` is None).
+    """
+    import tensorflow as tf
+
+    functions = model.serving_functions() if patch_size is None else model.serving_functions(patch_size=patch_size)
+    if "generate_patch" not in functions:
+        raise ValueError(f"{type(model).__name__}.serving_functions() must return a 'generate_patch' function")
+    if names is not None:
+        functions = {name: fn for name, fn in functions.items() if name in names}
+    if batch_size is not None:
+        functions = {name: with_fixed_batch(fn, batch_size) for name, fn in functions.items()}
+    concrete = {name: fn.get_concrete_function() for name, fn in functions.items()}
+    with_describe = names is None or DESCRIBE in names
+
+    description = json.loads(json.dumps(description))  # a copy, and proof that it is JSON
+    documented = description.get("signatures", {})
+    description["format"] = DESCRIPTION_FORMAT
+    description["signatures"] = {name: {**documented.get(name, {}), **signature_specs(cf)}
+                                 for name, cf in concrete.items()}
+    if with_describe:
+        description["signatures"][DESCRIBE] = {
+            "doc": "this description as JSON, one copy per element of request",
+            "inputs": {"request": {"shape": [-1], "dtype": "int32"}},
+            "outputs": {"description": {"shape": [-1], "dtype": "string"}}}
+    description["serving_default"] = "generate_patch"
+    # Raw variables, each once, in a stable order: what the C++ loader restores (P2, P4).
+    variables, seen = [], set()
+    for cf in concrete.values():
+        for variable in cf.variables:
+            if id(variable) not in seen:
+                seen.add(id(variable))
+                variables.append(variable)
+    description["parameters"] = {"trainable": sum(v.shape.num_elements() for v in variables if v.trainable),
+                                 "stored": sum(v.shape.num_elements() for v in variables)}
+    text = json.dumps(description, indent=1)
+
+    module = tf.Module()
+    module.model_variables = variables  # signatures only: attached tf.functions would be stored twice
+    signatures = dict(concrete, serving_default=concrete["generate_patch"])
+    if with_describe:
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.int32, name="request")])
+        def describe(request):
+            return {"description": tf.fill(tf.shape(request), tf.constant(text))}
+
+        signatures[DESCRIBE] = describe.get_concrete_function()
+    return module, signatures, description
+
+
+def save_serving_module(model, export_dir, description: dict, **options) -> dict:
+    """Write the SavedModel of ``model`` to ``export_dir``; returns the stored description."""
+    import tensorflow as tf
+
+    module, signatures, description = serving_module(model, description, **options)
+    with tempfile.TemporaryDirectory() as scratch:
+        asset = Path(scratch) / DESCRIPTION_ASSET
+        asset.write_text(json.dumps(description, indent=1) + "\n")
+        module.description_asset = tf.saved_model.Asset(str(asset))
+        tf.saved_model.save(module, str(export_dir), signatures=signatures)
+    return description
+
+
+def next_version(base: Path) -> int:
+    versions = [int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit()] if base.is_dir() else []
+    return max(versions, default=0) + 1
+
+
+def run_description(model, run_dir, checkpoint) -> dict:
+    import tfcoord
+
+    description = model.serving_description()
+    description["source"] = {"run": Path(run_dir).name, "checkpoint": Path(checkpoint).name,
+                             "tfcoord_version": tfcoord.__version__}
+    return description
+
+
+def check_out(out: Path, version, overwrite: bool) -> tuple[Path, int]:
+    """The version folder to write, or a UserError (``out`` is a file, a bad or existing version)."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; pass a folder (the model base path TF Serving serves)")
+    if version is None:
+        version = next_version(out)
+    if version < 1:
+        raise UserError(f"--version must be a positive integer (TF Serving versions are 1, 2, ...), got {version}")
+    target = out / str(version)
+    if target.exists() and not overwrite:
+        raise UserError(f"{target} already exists; pass --overwrite to replace it, or omit --version to write "
+                        f"version {next_version(out)}")
+    return target, version
+
+
+def export_saved_model(run_dir, out, version=None, overwrite=False) -> tuple[Path, dict]:
+    """Export the newest checkpoint of ``run_dir`` to ``out/<version>``; returns (path, description)."""
+    from tfcoord.runs import load_run
+
+    out = Path(out)
+    target, version = check_out(out, version, overwrite)
+    model, checkpoint = load_run(run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    staging = out / f".tmp-{version}-{os.getpid()}"  # TF Serving ignores non-integer folders
+    try:
+        description = save_serving_module(model, staging, run_description(model, run_dir, checkpoint))
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target, description
+
+
+def parse_args(argv=None):
+    parser = cli.ArgumentParser(prog="python -m export.saved_model",
+                                description="Export a trained run as a SavedModel for TF Serving.")
+    parser.add_argument("--run", required=True, help="run directory written by tfcoord.train")
+    parser.add_argument("--out", required=True, help="model base folder, e.g. serving/NAME")
+    parser.add_argument("--version", type=int, help="version folder to write (default: the next integer)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing version folder")
+    args = parser.parse_args(argv)
+    if not Path(args.run).is_dir():
+        raise UserError(f"--run {args.run} does not exist; pass the --out folder of a training run")
+    check_out(Path(args.out), args.version, args.overwrite)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cli.quiet_tensorflow()
+    target, description = export_saved_model(args.run, args.out, args.version, args.overwrite)
+    signatures = ", ".join(sorted(description["signatures"]))
+    print(f"wrote {target} ({description['model_type']}; signatures: {signatures}, serving_default)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main))

@@ -1,0 +1,138 @@
+"""Export a trained run as a per-patch TFLite (LiteRT) model.
+
+    python -m export.tflite --run runs/NAME --patch P [--quantize none|float16|dynamic-int8]
+                            [--batch B] --out FILE.tflite
+
+The run is first written as a SavedModel holding only ``generate_patch`` with static
+shapes (batch ``B``, default 1; patch ``P``), then converted from that signature with
+builtin ops only (tensorflow.md §13, P6-P8, P11), so the ``.tflite`` keeps the
+``generate_patch`` signature with the SavedModel's input names and the ``rgb`` output.
+Next to it, ``FILE.json`` holds the model description (how to build the inputs of
+tile (i, j)) plus the file's inputs, outputs, op list and size.
+
+Checks before writing: no ``VAR_HANDLE``/``READ_VARIABLE`` op and a file of at least
+half the expected weight bytes (an untracked-variable export is tiny and outputs NaN,
+P3). TFLite cannot refuse NaN inputs: the SavedModel's finiteness checks are dropped by
+the converter.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from tfcoord import cli
+from tfcoord.errors import UserError
+
+QUANTIZATIONS = ("none", "float16", "dynamic-int8")
+BYTES_PER_WEIGHT = {"none": 4, "float16": 2, "dynamic-int8": 1}
+SIGNATURE = "generate_patch"
+FORBIDDEN_OPS = ("VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE")
+
+
+def convert(saved_model_dir, quantize: str) -> bytes:
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=[SIGNATURE])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # fail rather than need Flex (P11)
+    if quantize == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "dynamic-int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    try:
+        return converter.convert()
+    except Exception as err:  # ConverterError and friends: show the first line, keep the cause
+        raise RuntimeError(f"TFLite conversion failed: {str(err).splitlines()[0][:500]}") from err
+
+
+def inspect(blob: bytes) -> dict:
+    """Op names, signatures and tensor shapes of a TFLite model (read with ai_edge_litert)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=blob)
+    runner = interpreter.get_signature_runner(SIGNATURE)
+
+    def shapes(details):
+        return {name: {"shape": [int(d) for d in info["shape_signature"]], "dtype": info["dtype"].__name__}
+                for name, info in details.items()}
+
+    return {"ops": sorted({op["op_name"] for op in interpreter._get_ops_details()}),  # private API, pinned version
+            "signatures": sorted(interpreter.get_signature_list()),
+            "inputs": shapes(runner.get_input_details()), "outputs": shapes(runner.get_output_details())}
+
+
+def check_blob(info: dict, size: int, weights: int, quantize: str) -> None:
+    """Refuse a model that still reads variables or is far too small for its weights (P3)."""
+    if SIGNATURE not in info["signatures"]:
+        raise RuntimeError(f"the TFLite model lost its '{SIGNATURE}' signature (P6/P7)")
+    leftover = sorted(set(info["ops"]) & set(FORBIDDEN_OPS))
+    if leftover:
+        raise RuntimeError(f"the TFLite model still has variable ops {leftover}: untracked variables (P3)")
+    if size < 0.5 * BYTES_PER_WEIGHT[quantize] * weights:
+        raise RuntimeError(f"the TFLite model has {size} bytes for {weights} weights: weights are missing (P3)")
+
+
+def export_tflite(run_dir, out, patch: int, quantize: str = "none", batch: int = 1) -> tuple[Path, dict]:
+    """Convert the newest checkpoint of ``run_dir`` to ``out``; returns (path, sidecar description)."""
+    from export.backends import sidecar_path
+    from export.saved_model import run_description, save_serving_module
+    from tfcoord.runs import load_run
+
+    model, checkpoint = load_run(run_dir)
+    with tempfile.TemporaryDirectory() as scratch:
+        description = save_serving_module(model, Path(scratch) / "saved_model", run_description(model, run_dir, checkpoint),
+                                          patch_size=patch, batch_size=batch, names=(SIGNATURE,))
+        weights = description["parameters"]["trainable"]
+        blob = convert(Path(scratch) / "saved_model", quantize)
+    info = inspect(blob)
+    check_blob(info, len(blob), weights, quantize)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(blob)
+    description["tflite"] = {"file": out.name, "quantize": quantize, "bytes": len(blob), "trainable_weights": weights,
+                             "signature": SIGNATURE, **info}
+    sidecar_path(out).write_text(json.dumps(description, indent=1) + "\n")
+    return out, description
+
+
+def parse_args(argv=None):
+    parser = cli.ArgumentParser(prog="python -m export.tflite", description="Export a run as a per-patch TFLite model.")
+    parser.add_argument("--run", required=True, help="run directory written by tfcoord.train")
+    parser.add_argument("--patch", type=int, required=True, help="patch size in pixels (COCO-GAN: its micro size)")
+    parser.add_argument("--quantize", default="none", choices=QUANTIZATIONS,
+                        help="weights: none (float32), float16, or dynamic-int8 (int8 weights, float math)")
+    parser.add_argument("--batch", type=int, default=1, help="patches per invocation, fixed (default 1)")
+    parser.add_argument("--out", required=True, help="the .tflite file to write (FILE.json is written next to it)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    args = parser.parse_args(argv)
+    if not Path(args.run).is_dir():
+        raise UserError(f"--run {args.run} does not exist; pass the --out folder of a training run")
+    if not 1 <= args.patch <= 4096:
+        raise UserError(f"--patch must be between 1 and 4096 pixels, got {args.patch}")
+    if not 1 <= args.batch <= 1024:
+        raise UserError(f"--batch must be between 1 and 1024, got {args.batch}")
+    out = Path(args.out)
+    if out.suffix != ".tflite":
+        raise UserError(f"--out {out} must end in .tflite (the description goes to {out.with_suffix('.json').name})")
+    if out.exists() and not args.overwrite:
+        raise UserError(f"{out} already exists; pass --overwrite to replace it")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cli.quiet_tensorflow()
+    out, description = export_tflite(args.run, args.out, args.patch, args.quantize, args.batch)
+    info = description["tflite"]
+    inputs = ", ".join(f"{name} {spec['shape']}" for name, spec in info["inputs"].items())
+    outputs = ", ".join(f"{name} {spec['shape']}" for name, spec in info["outputs"].items())
+    print(f"wrote {out} ({info['bytes'] / 1024:.1f} KiB, {args.quantize}; {SIGNATURE}: {inputs} -> {outputs}) "
+          f"and {out.with_suffix('.json')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main))

@@ -1,0 +1,333 @@
+"""InfinityGAN: towards infinite-pixel image synthesis (Lin et al., ICLR 2022), wired for tfcoord.
+
+Training (models.md §4.7, official ``train.py``): real images are resized (128 then 197 for the
+paper) and cut into random 101 px patches whose vertical position is D's auxiliary target; G
+generates 101 px patches from z_g (with style mixing), a 35^2 local-latent window, the
+coordinates of a random jittered window of the 45 x 140 meta-grid and random noise. Per step:
+one D update (logistic loss + vertical coordinate L1 on real and fake), lazily an R1 update
+(gamma 10, every 16 steps, scaled by 16), one G update (non-saturating + coordinate L1 +
+diversity), lazily a path-length update (weight 2, every 4 steps, half batch), then the G EMA.
+The lazy updates are step variants (:meth:`step_variant`): the trainer compiles one step per
+combination and picks it in Python.
+
+Diversity pairs: samples 2k and 2k+1 share z_g and coordinates (built so by :meth:`step_inputs`),
+so every replica's batch must be even; the loss uses distances averaged over the global batch.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from tfcoord.coords import InfinityGanCoordinates, crop_patches
+from tfcoord.errors import UserError
+from tfcoord.models.base import CoordinateGan
+from tfcoord.models.infinitygan import losses
+from tfcoord.models.infinitygan.discriminator import build_discriminator
+from tfcoord.models.infinitygan.generator import build_generator
+
+PASSES = ("d", "g", "path")  # generator forwards of one step, each with its own random inputs
+
+
+def coordinates_of(model_cfg) -> InfinityGanCoordinates:
+    geometry = model_cfg.geometry()
+    return InfinityGanCoordinates(
+        window=geometry.window, ts_input_size=model_cfg.ts_input_size,
+        vertical_positions=model_cfg.coord_vertical_positions,
+        horizontal_occupy_ratio=model_cfg.coord_horizontal_occupy_ratio, vertical_cut=model_cfg.coord_vertical_cut,
+        system=model_cfg.coord_system, jitter=model_cfg.coord_jitter)
+
+
+def average(per_example, global_batch_size: int):
+    return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
+
+
+def apply(optimizer, tape, loss, variables):
+    """One optimizer update; variables a regulariser does not reach (e.g. D's last bias under R1) are skipped."""
+    pairs = [(g, v) for g, v in zip(tape.gradient(loss, variables), variables) if g is not None]
+    optimizer.apply_gradients(pairs)
+
+
+class InfinityGan(CoordinateGan):
+    """InfinityGAN for the trainer, the generator CLI, the converter and the exporter."""
+
+    name = "infinitygan"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.geometry = config.model.geometry()
+        self.coordinates = coordinates_of(config.model)
+        self.generator = self.generator_ema = self.discriminator = self.coord_head = None
+        self._compiled = {}
+
+    # -- construction --------------------------------------------------------------------------
+    @property
+    def patch_size(self) -> int:
+        return self.geometry.patch_size
+
+    def image_size(self):
+        side = self.config.model.extra_pre_resize or self.config.model.full_size
+        return (side, side)
+
+    def build_networks(self):
+        """The EMA generator only: all that generation and export use (saves the memory of G and D)."""
+        self.generator_ema = build_generator(self.config.model, name="generator_ema")
+
+    def build_all_networks(self):
+        """G, its EMA copy, D and D's coordinate head (training, conversion)."""
+        cfg = self.config.model
+        self.generator = build_generator(cfg, name="generator")
+        self.generator_ema = build_generator(cfg, name="generator_ema")
+        self.generator_ema.set_weights(self.generator.get_weights())
+        self.discriminator, self.coord_head = build_discriminator(cfg, self.patch_size, self.config.train.batch_size)
+
+    def build(self):
+        self.build_all_networks()
+        optim, loss = self.config.optim, self.config.loss
+
+        def adam(every):
+            ratio = every / (every + 1.0)  # StyleGAN2 lazy-regularisation correction
+            return keras.optimizers.Adam(optim.lr * ratio, beta_1=optim.beta_1 ** ratio,
+                                         beta_2=optim.beta_2 ** ratio, epsilon=optim.epsilon)
+
+        self.g_optimizer, self.d_optimizer = adam(loss.path_every), adam(loss.r1_every)
+        self.g_optimizer.build(self.g_variables())
+        self.d_optimizer.build(self.d_variables())
+        # Running mean of the path lengths (identical on every replica: computed from all-reduced values).
+        self.mean_path_length = tf.Variable(0.0, trainable=False, name="mean_path_length",
+                                            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+
+    def g_variables(self):
+        return list(self.generator.trainable_variables)
+
+    def d_variables(self):
+        head = list(self.coord_head.trainable_variables) if self.coord_head is not None else []
+        return list(self.discriminator.trainable_variables) + head
+
+    def network_items(self):
+        """The networks that exist: everything after :meth:`build`, the EMA generator after :meth:`build_networks`
+        (restoring it alone from a full checkpoint is fine)."""
+        items = dict(generator=self.generator, generator_ema=self.generator_ema, discriminator=self.discriminator,
+                     coord_head=self.coord_head)
+        return {name: network for name, network in items.items() if network is not None}
+
+    def checkpoint_items(self):
+        return dict(self.network_items(), g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer,
+                    mean_path_length=self.mean_path_length)
+
+    # -- training inputs -----------------------------------------------------------------------
+    def step_variant(self, step):
+        """Lazy regularisation: R1 when ``(step - 1) % r1_every == 0``, path length when ``% path_every``
+        (the official loop regularises at iterations 0, 16, ... and 0, 4, ...)."""
+        loss = self.config.loss
+        r1 = loss.r1_gamma > 0 and (step - 1) % loss.r1_every == 0
+        path = loss.path_weight > 0 and (step - 1) % loss.path_every == 0
+        names = [name for name, on in (("r1", r1), ("path", path)) if on]
+        return "+".join(names) if names else None
+
+    def step_inputs(self, step, global_batch_size):
+        cfg, batch = self.config, global_batch_size
+        seed = tf.stack([tf.constant(cfg.train.seed, tf.int64), tf.cast(step, tf.int64)])
+        seeds = iter(tf.unstack(tf.random.experimental.stateless_split(seed, 64)))
+        model_cfg, geometry, coords = cfg.model, self.geometry, self.coordinates
+        # Diversity pairs: odd samples copy z_g and the coordinates of the even sample before them.
+        pair_source = (tf.range(batch) // 2) * 2
+        inputs = {}
+        n_latent = 2 * len(model_cfg.ts_channels) + 1
+        for name in PASSES:
+            z1 = tf.random.stateless_normal([batch, model_cfg.global_latent_dim], next(seeds))
+            z2 = tf.random.stateless_normal([batch, model_cfg.global_latent_dim], next(seeds))
+            mixing = tf.random.stateless_uniform([], next(seeds)) < cfg.loss.style_mixing  # per batch, as official
+            global_latent = tf.stack([z1, tf.where(mixing, z2, z1)], axis=1)
+            inputs[f"{name}_global_latent"] = tf.gather(global_latent, pair_source)
+            inject = tf.random.stateless_uniform([], next(seeds), 1, n_latent, tf.int32)
+            inputs[f"{name}_inject_index"] = tf.fill([batch], inject)
+            inputs[f"{name}_local_latent"] = tf.random.stateless_normal(
+                [batch, geometry.window, geometry.window, model_cfg.local_latent_dim], next(seeds))
+            row = tf.random.stateless_uniform([batch], next(seeds), 0, coords.row_starts, tf.int32)
+            col = tf.random.stateless_uniform([batch], next(seeds), 0, coords.meta_cols, tf.int32)
+            jitter = tf.random.stateless_uniform([batch, 4], next(seeds), -1.0, 1.0)
+            inputs[f"{name}_row_start"] = tf.gather(row, pair_source)
+            inputs[f"{name}_col_start"] = tf.gather(col, pair_source)
+            inputs[f"{name}_jitter"] = tf.gather(jitter, pair_source)
+            for i, size in enumerate(geometry.conv_output_sizes()):
+                inputs[f"{name}_noise_{i}"] = tf.random.stateless_normal([batch, size, size, 1], next(seeds))
+        patch = self.patch_size
+        inputs["path_image_noise"] = tf.random.stateless_normal([batch, patch, patch, 3], next(seeds))
+        span = model_cfg.full_size - patch
+        inputs["real_row"] = tf.random.stateless_uniform([batch], next(seeds), 0, max(span, 1), tf.int32)
+        inputs["real_col"] = tf.random.stateless_uniform([batch], next(seeds), 0, max(span, 1), tf.int32)
+        return inputs
+
+    # -- training forward ----------------------------------------------------------------------
+    def _training_styles(self, generator, batch, name):
+        """w+ (B, n_latent, D) with style mixing at the batch's inject index."""
+        global_latent = batch[f"{name}_global_latent"]
+        texture = generator.texture
+        w1, w2 = texture.map(global_latent[:, 0]), texture.map(global_latent[:, 1])
+        slots = ops.arange(texture.n_latent, dtype="int32")
+        first = ops.expand_dims(ops.expand_dims(slots < batch[f"{name}_inject_index"][0], 0), -1)
+        return ops.where(first, ops.expand_dims(w1, 1), ops.expand_dims(w2, 1))
+
+    def _structure(self, generator, batch, name):
+        coords = self.coordinates.training_coords(batch[f"{name}_row_start"], batch[f"{name}_col_start"],
+                                                  batch[f"{name}_jitter"])
+        return generator.structure(batch[f"{name}_global_latent"][:, 0], batch[f"{name}_local_latent"], coords)
+
+    def _noises(self, batch, name):
+        return [batch[f"{name}_noise_{i}"] for i in range(self.geometry.num_convs)]
+
+    def generate_training(self, batch, name, generator=None):
+        """(fake patches, structure latent, D's coordinate targets) of one training pass."""
+        generator = generator or self.generator
+        structure = self._structure(generator, batch, name)
+        rgb = generator.texture(structure, self._training_styles(generator, batch, name), self._noises(batch, name))
+        targets = self.coordinates.fake_ac_targets(batch[f"{name}_row_start"], batch[f"{name}_col_start"])
+        return rgb, structure, targets
+
+    def real_patches(self, images, batch):
+        """Random real patches and their coordinate targets ``2 row / (full - patch - 1) - 1`` (CropPatch)."""
+        model_cfg = self.config.model
+        if model_cfg.extra_pre_resize:
+            images = tf.image.resize(images, (model_cfg.full_size, model_cfg.full_size), method="bilinear")
+        patches = crop_patches(images, batch["real_row"], batch["real_col"], self.patch_size)
+        denominator = max(1, model_cfg.full_size - self.patch_size - 1)
+        vertical = 2.0 * ops.cast(batch["real_row"], "float32") / denominator - 1.0
+        angle = np.pi * (2.0 * ops.cast(batch["real_col"], "float32") / denominator - 1.0)
+        return patches, ops.stack([vertical, ops.cos(angle), ops.sin(angle)], axis=-1)
+
+    def _discriminate(self, images):
+        logits, features = self.discriminator(images, training=True)
+        predicted = self.coord_head(features) if self.coord_head is not None else None
+        return logits, predicted
+
+    def _coordinate_term(self, predicted, target):
+        if predicted is None or not self.config.loss.coord_weight:
+            return 0.0
+        return self.config.loss.coord_weight * losses.coordinate_loss(predicted, target,
+                                                                       self.config.loss.coord_vertical_only)
+
+    def _check_local_batch(self, batch):
+        local = batch["image"].shape[0]
+        if local is not None and local % 2:
+            raise UserError(f"InfinityGAN pairs samples for the diversity loss within each replica, so the "
+                            f"per-replica batch must be even; got {local}: set train.batch_size to an even "
+                            f"multiple of the number of replicas")
+
+    def train_step(self, batch, global_batch_size, variant=None):
+        self._check_local_batch(batch)
+        loss_cfg = self.config.loss
+        variant = variant or ""
+        real, real_targets = self.real_patches(batch["image"], batch)
+        out = {}
+
+        # -- D: logistic loss + auxiliary coordinates on real and fake -------------------------------
+        fake, _, fake_targets = self.generate_training(batch, "d")
+        fake = ops.stop_gradient(fake)
+        d_variables = self.d_variables()
+        with tf.GradientTape() as tape:
+            real_logits, real_coords = self._discriminate(real)
+            fake_logits, fake_coords = self._discriminate(fake)
+            adversarial = losses.d_logistic(real_logits, fake_logits)
+            coordinate = (self._coordinate_term(real_coords, real_targets)
+                          + self._coordinate_term(fake_coords, fake_targets))
+            d_loss = average(adversarial + coordinate, global_batch_size)
+        apply(self.d_optimizer, tape, d_loss, d_variables)
+        out["d_loss"] = d_loss
+        out["d_adversarial"] = average(adversarial, global_batch_size)
+        if self.coord_head is not None:
+            out["d_coords_real"] = average(losses.coordinate_loss(real_coords, real_targets,
+                                                                  loss_cfg.coord_vertical_only), global_batch_size)
+
+        # -- lazy R1 (separate D update, as in the official loop) ----------------------------------
+        if "r1" in variant:
+            r1_variables = list(self.discriminator.trainable_variables)
+            with tf.GradientTape() as tape:
+                with tf.GradientTape() as inner:
+                    inner.watch(real)
+                    logits, _ = self.discriminator(real, training=True)
+                    logit_sum = ops.sum(logits)
+                penalty = losses.r1_penalty(inner.gradient(logit_sum, real))
+                r1_loss = average(loss_cfg.r1_gamma / 2.0 * loss_cfg.r1_every * penalty, global_batch_size)
+            apply(self.d_optimizer, tape, r1_loss, r1_variables)
+            out["r1"] = average(penalty, global_batch_size)
+
+        # -- G: non-saturating + coordinates + diversity ---------------------------------------------
+        g_variables = self.g_variables()
+        with tf.GradientTape() as tape:
+            fake, structure, fake_targets = self.generate_training(batch, "g")
+            fake_logits, fake_coords = self._discriminate(fake)
+            per_example = losses.g_nonsaturating(fake_logits) + self._coordinate_term(fake_coords, fake_targets)
+            g_loss = average(per_example, global_batch_size)
+            if loss_cfg.diversity_weight:
+                diversity = losses.diversity_loss(batch["g_local_latent"], structure, loss_cfg.diversity_distance)
+                g_loss = g_loss + loss_cfg.diversity_weight * diversity
+                out["diversity"] = diversity
+        apply(self.g_optimizer, tape, g_loss, g_variables)
+        out["g_loss"] = g_loss
+
+        # -- lazy path-length regularisation (half batch: the even samples) ------------------------
+        if "path" in variant:
+            out.update(self._path_length_step(batch, global_batch_size))
+        return out
+
+    def _path_length_step(self, batch, global_batch_size):
+        loss_cfg = self.config.loss
+        shrink = loss_cfg.path_batch_shrink
+        half = {k: v[::shrink] for k, v in batch.items() if k.startswith("path_")}
+        path_global = max(1, global_batch_size // shrink)
+        g_variables = self.g_variables()
+        texture = self.generator.texture
+        with tf.GradientTape() as tape:
+            structure = self._structure(self.generator, half, "path")
+            styles = self._training_styles(self.generator, half, "path")
+            with tf.GradientTape() as inner:
+                inner.watch(styles)
+                rgb = texture(structure, styles, self._noises(half, "path"))
+                noise = half["path_image_noise"] / float(np.sqrt(self.patch_size * self.patch_size))
+                projected = ops.sum(rgb * noise)
+            lengths = losses.path_lengths(inner.gradient(projected, styles))
+            totals = losses.replica_sum(ops.stack([ops.sum(lengths), ops.cast(ops.shape(lengths)[0], "float32")]))
+            path_mean = self.mean_path_length + loss_cfg.path_decay * (totals[0] / totals[1] - self.mean_path_length)
+            penalty = ops.square(lengths - path_mean)
+            path_loss = average(loss_cfg.path_weight * loss_cfg.path_every * penalty, path_global)
+        apply(self.g_optimizer, tape, path_loss, g_variables)
+        self.mean_path_length.assign(tf.stop_gradient(path_mean))
+        return {"path": average(penalty, path_global), "path_length": totals[0] / totals[1] / losses.num_replicas()}
+
+    def after_step(self):
+        decay = self.config.optim.ema_decay
+        for ema, weight in zip(self.generator_ema.trainable_weights, self.generator.trainable_weights):
+            ema.assign(decay * ema + (1.0 - decay) * weight)
+
+    # -- generation ----------------------------------------------------------------------------
+    def global_latents(self, seed: int, num: int) -> np.ndarray:
+        """z_g ~ N(0, 1) for ``num`` images, deterministic for ``seed``."""
+        return np.random.default_rng([seed, 7]).standard_normal((num, self.config.model.global_latent_dim)).astype(
+            "float32")
+
+    def sample_images(self, seed, num):
+        from tfcoord.models.infinitygan.infinite import generate_canvas
+
+        side = self.geometry.canvas_pixels(2)
+        images = [generate_canvas(self, side, side, seed=seed * 1000 + i, direct=True) for i in range(num)]
+        return np.clip(np.stack(images), -1.0, 1.0)
+
+    def canvas_renderer(self, width, height, seed, panorama=False, checkpoint=""):
+        """Renderer for the canvas engine (``python -m tfcoord.generate --run RUN --width W --height H``)."""
+        from tfcoord.models.infinitygan.infinite import CanvasRenderer
+
+        return CanvasRenderer(self, width, height, seed, panorama=panorama, checkpoint=checkpoint)
+
+    # -- export ------------------------------------------------------------------------------------
+    def serving_functions(self, patch_size=None):
+        from tfcoord.models.infinitygan.serving import serving_functions
+
+        return serving_functions(self, patch_size)
+
+    def serving_description(self):
+        from tfcoord.models.infinitygan.serving import serving_description
+
+        return serving_description(self)

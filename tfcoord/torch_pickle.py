@@ -1,0 +1,187 @@
+"""Read PyTorch ``torch.save`` files (zip format, PyTorch >= 1.6) into NumPy without importing torch.
+
+A ``.pt`` / ``.pth`` / ``.pth.tar`` written by ``torch.save`` is a zip archive holding
+``<name>/data.pkl`` (a pickle whose tensors refer to storages by key) and one raw file
+``<name>/data/<key>`` per storage. This module unpickles ``data.pkl`` with a restricted
+unpickler: tensors become ``numpy.ndarray`` (copied out of their storages with the
+recorded offset, shape and strides), ``OrderedDict``/dicts/lists stay as they are, and
+any other class is replaced by an inert :class:`OpaqueObject` — nothing from the file is
+ever imported or executed, so a checkpoint cannot run code.
+
+Older (pre-1.6, non-zip) files need torch itself: :func:`load` falls back to
+``torch.load(..., map_location="cpu", weights_only=True)`` when torch is installed.
+"""
+
+from __future__ import annotations
+
+import collections
+import pickle
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from tfcoord.errors import UserError
+
+STORAGE_DTYPES = {
+    "DoubleStorage": np.float64, "FloatStorage": np.float32, "HalfStorage": np.float16,
+    "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16, "CharStorage": np.int8,
+    "ByteStorage": np.uint8, "BoolStorage": np.bool_, "BFloat16Storage": "bfloat16",
+}
+INSTALL_TORCH = "pip install tfcoord[convert]"
+
+
+class OpaqueObject:
+    """Stand-in for any non-tensor class in a checkpoint (optimizer settings, argparse namespaces, ...)."""
+
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs, self.state = args, kwargs, None
+
+    def __setstate__(self, state):
+        self.state = state
+
+    def __call__(self, *args, **kwargs):
+        return OpaqueObject(*args, **kwargs)
+
+
+class _StorageType:
+    def __init__(self, name):
+        self.name = name
+        self.dtype = STORAGE_DTYPES[name]
+
+
+def _bfloat16_to_float32(raw: bytes) -> np.ndarray:
+    bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
+    return bits.view(np.float32)
+
+
+def _rebuild_tensor(storage, storage_offset, size, stride, *unused):
+    size, stride = tuple(size), tuple(stride)
+    if not size:
+        return np.array(storage[storage_offset])
+    needed = storage_offset + 1 + sum((n - 1) * s for n, s in zip(size, stride) if n > 0)
+    if any(n == 0 for n in size):
+        return np.zeros(size, storage.dtype)
+    if needed > storage.size:
+        raise ValueError(f"tensor of size {size} needs {needed} elements but its storage holds {storage.size}")
+    view = np.lib.stride_tricks.as_strided(storage[storage_offset:], shape=size,
+                                           strides=tuple(s * storage.itemsize for s in stride))
+    return np.array(view)
+
+
+def _rebuild_parameter(data, *unused):
+    return data
+
+
+def _identity_tuple(*args):
+    return tuple(args)
+
+
+_ALLOWED = {
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
+    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+    ("torch", "Size"): _identity_tuple,
+    ("builtins", "set"): set,
+    ("builtins", "frozenset"): frozenset,
+    ("builtins", "slice"): slice,
+    ("builtins", "complex"): complex,
+}
+
+
+class _Unpickler(pickle.Unpickler):
+    def __init__(self, file, archive: zipfile.ZipFile, prefix: str, byteorder: str):
+        super().__init__(file)
+        self.archive, self.prefix, self.byteorder = archive, prefix, byteorder
+        self.storages = {}
+
+    def find_class(self, module, name):
+        if (module, name) in _ALLOWED:
+            return _ALLOWED[(module, name)]
+        if module == "torch" and name in STORAGE_DTYPES:
+            return _StorageType(name)
+        return OpaqueObject
+
+    def persistent_load(self, pid):
+        if not (isinstance(pid, tuple) and pid and pid[0] == "storage"):
+            raise pickle.UnpicklingError(f"unsupported persistent id {pid!r}")
+        _, storage_type, key, _location, _numel = pid[:5]
+        if key not in self.storages:
+            raw = self.archive.read(f"{self.prefix}/data/{key}")
+            dtype = getattr(storage_type, "dtype", None)
+            if dtype is None:  # UntypedStorage (bytes): the dtype comes with the tensor; keep bytes as uint8
+                array = np.frombuffer(raw, np.uint8)
+            elif dtype == "bfloat16":
+                array = _bfloat16_to_float32(raw)
+            else:
+                array = np.frombuffer(raw, np.dtype(dtype).newbyteorder("<" if self.byteorder == "little" else ">"))
+                array = array.astype(np.dtype(dtype).newbyteorder("="), copy=False)
+            self.storages[key] = array
+        return self.storages[key]
+
+
+def load_zip(path) -> object:
+    """The object a zip-format ``torch.save`` file holds, with tensors as NumPy arrays (no torch needed).
+
+    Raises:
+        UserError: the file is not a readable torch zip archive (truncated, corrupt, other format).
+    """
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            pickles = [n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
+            if not pickles:
+                raise UserError(f"{path} is a zip archive but not a PyTorch checkpoint (no data.pkl inside)")
+            prefix = pickles[0][: -len("/data.pkl")] if "/" in pickles[0] else ""
+            names = set(archive.namelist())
+            byteorder = "little"
+            if f"{prefix}/byteorder" in names:
+                byteorder = archive.read(f"{prefix}/byteorder").decode().strip() or "little"
+            import io
+
+            unpickler = _Unpickler(io.BytesIO(archive.read(pickles[0])), archive, prefix, byteorder)
+            return unpickler.load()
+    except UserError:
+        raise
+    except (zipfile.BadZipFile, EOFError, KeyError, ValueError, pickle.UnpicklingError, OSError,
+            IndexError, TypeError, AttributeError) as err:
+        raise UserError(f"{path} is not a readable PyTorch checkpoint ({type(err).__name__}: {err}); "
+                        "the file may be truncated or corrupt: download it again") from None
+
+
+def load(path) -> object:
+    """Load a ``torch.save`` file: zip format without torch, legacy formats through torch if installed."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist")
+    if zipfile.is_zipfile(path):
+        return load_zip(path)
+    with open(path, "rb") as handle:
+        if handle.read(4) == b"PK\x03\x04":  # a zip archive whose directory (at the end) is missing
+            raise UserError(f"{path} is a truncated or corrupt PyTorch checkpoint (a zip archive without its "
+                            "central directory); download it again")
+    try:
+        import torch
+    except ImportError:
+        raise UserError(f"{path} is not a zip-format PyTorch checkpoint: it is truncated or corrupt, or was saved "
+                        f"by PyTorch < 1.6 (reading legacy files needs torch: {INSTALL_TORCH})") from None
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for bad files
+        raise UserError(f"{path} is not a readable PyTorch checkpoint ({type(err).__name__}: "
+                        f"{str(err).splitlines()[0][:200]}); the file may be truncated or corrupt") from None
+    return to_numpy(obj)
+
+
+def to_numpy(obj):
+    """Nested dicts/lists of torch tensors -> the same structure of NumPy arrays (other values kept)."""
+    if isinstance(obj, dict):
+        return type(obj)((k, to_numpy(v)) for k, v in obj.items()) if isinstance(obj, collections.OrderedDict) \
+            else {k: to_numpy(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_numpy(v) for v in obj)
+    if hasattr(obj, "detach") and hasattr(obj, "numpy"):
+        return obj.detach().cpu().float().numpy() if str(obj.dtype) == "torch.bfloat16" else obj.detach().cpu().numpy()
+    return obj
