@@ -30,7 +30,8 @@ from pathlib import Path
 from bench.common import REPO, machine_info, markdown_table, memory, report, run_workload, start_child, write_json
 
 # (model, preset, extra overrides); the tiny presets are what tests export, celeba64 is the paper's network.
-MODELS = [("cocogan", "tiny", ()), ("cocogan", "celeba64", ()), ("cips", "tiny", ()), ("infinitygan", "tiny", ())]
+MODELS = [("cocogan", "tiny", ()), ("cocogan", "celeba64", ()), ("cips", "tiny", ()), ("infinitygan", "tiny", ()),
+          ("gawwn", "tiny", ())]
 QUICK_MODELS = [("cocogan", "tiny", ())]
 TILEABLE = ("cocogan", "cips")  # export.client builds all their inputs (not InfinityGAN's windows; GAWWN: no tiles)
 QUANTIZATIONS = ("none", "float16", "dynamic-int8")

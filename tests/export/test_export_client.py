@@ -18,8 +18,8 @@ FAST_RETRY = dict(attempts=6, base_delay=0.001, max_delay=0.01)
 
 
 def skip_unless_tileable(exported):
-    if not exported.case.client:
-        pytest.skip(f"export.client cannot build all inputs of {exported.case.name} yet")
+    if exported.case.untileable:
+        pytest.skip(exported.case.untileable)
 
 
 @pytest.fixture(scope="module")

@@ -32,3 +32,18 @@ def test_a_metric_the_model_cannot_serve_is_one_clear_line(trained_run, tmp_path
                         env=fake_extractor_env(tmp_path / "cache"))
     assert result.returncode == 2
     assert "sample_images_at" in one_error_line(result)
+
+
+def test_scaleinv_fid_of_an_infinitygan_run_generates_larger_canvases(tmp_path):
+    from conftest import make_run
+
+    run = make_run(tmp_path / "infinitygan", "infinitygan",
+                   overrides=["model.ts_channels=[16,16,8]", "model.global_latent_dim=16",
+                              "model.local_latent_dim=8", "model.n_mlp=2", "train.batch_size=2"], train_steps=0)
+    result = run_module("tfcoord.evaluate", "--run", run, "--metric", "scaleinv-fid", "--num", "4", "--batch", "2",
+                        "--quiet", env=fake_extractor_env(tmp_path / "cache"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    # tiny preset: real images 85 px, field of view 1, default scale 2 -> 170 px canvases
+    assert record["view"]["generated_size"] == [170, 170] and record["view"]["real_size"] == [85, 85]
+    assert record["num_generated"] == 4 and record["metric"] == "scaleinv-fid" and record["fid"] > 0

@@ -411,3 +411,16 @@ def test_inversion_refuses_bad_images(model):
     image = np.zeros((40, 48, 3), "float32")
     with pytest.raises(UserError, match="overlap"):
         inbetween(model, image, image, 60, 100, placements=[(0.5, 0.4), (0.5, 0.6)], steps=1)
+
+
+# -- metric hooks (ScaleInv FID, models.md §5) --------------------------------------------------
+def test_images_of_any_size_are_seeded_canvases(model):
+    images = model.sample_images_at(3, 2, (40, 70))
+    assert images.shape == (2, 40, 70, 3) and np.abs(images).max() <= 1.0
+    np.testing.assert_array_equal(images[1], np.clip(generate_canvas(model, 40, 70, seed=3001), -1, 1))
+
+
+def test_field_of_view_is_the_full_size_over_the_real_size():
+    paper = load_config("infinitygan", section_classes("infinitygan"), preset="flickr_landscape")
+    assert InfinityGan(paper).field_of_view() == pytest.approx(197 / 128)
+    assert small_model().field_of_view() == 1.0  # tiny: no pre-resize

@@ -15,7 +15,8 @@ from typing import Callable
 
 import tensorflow as tf
 
-from tfcoord.data import folder, pipeline, synthetic_landscapes, tfds_source
+from tfcoord.data import folder, pipeline, synthetic_birds, synthetic_landscapes, tfds_source
+from tfcoord.data.gawwn import annotations
 from tfcoord.data.pipeline import Source
 from tfcoord.data.synthetic_landscapes import render_landscape
 from tfcoord.errors import UserError
@@ -25,6 +26,8 @@ SOURCES: dict[str, tuple[str, Callable[[str | None], Source]]] = {
     "synthetic-landscapes": ("synthetic-landscapes", synthetic_landscapes.source),
     "folder": ("folder:PATH", folder.source),
     "tfds": ("tfds:NAME[/CONFIG][:SPLIT]", tfds_source.source),
+    "synthetic-birds": ("synthetic-birds", synthetic_birds.source),
+    "annotations": ("annotations:FILE.jsonl", annotations.source),
 }
 
 __all__ = ["SOURCES", "Source", "make_dataset", "parse_source", "render_landscape"]

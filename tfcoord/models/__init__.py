@@ -11,6 +11,8 @@ from tfcoord.errors import UserError
 
 MODELS = {
     "cocogan": "tfcoord.models.cocogan.model:CocoGan",
+    "gawwn": "tfcoord.models.gawwn.model:Gawwn",
+    "text-encoder": "tfcoord.models.text_encoder.model:TextEncoderModel",
     "cips": "tfcoord.models.cips.model:Cips",
     "infinitygan": "tfcoord.models.infinitygan.model:InfinityGan",
 }

@@ -315,6 +315,24 @@ class InfinityGan(CoordinateGan):
         images = [generate_canvas(self, side, side, seed=seed * 1000 + i, direct=True) for i in range(num)]
         return np.clip(np.stack(images), -1.0, 1.0)
 
+    def sample_images_at(self, seed, num, size):
+        """``num`` canvases of ``size`` = (height, width) pixels, patch by patch (ScaleInv FID).
+
+        Image ``i`` is :func:`generate_canvas` with seed ``seed * 1000 + i``, as in
+        :meth:`sample_images`, so memory is that of a few patches whatever the size.
+        """
+        from tfcoord.models.infinitygan.infinite import generate_canvas
+
+        height, width = (int(side) for side in size)
+        images = [generate_canvas(self, height, width, seed=seed * 1000 + i) for i in range(num)]
+        return np.clip(np.stack(images), -1.0, 1.0)
+
+    def field_of_view(self) -> float:
+        """Generator pixels per real-image pixel: real images are resized to ``extra_pre_resize``
+        and then to ``full_size`` before patches are cut (197 / 128 in the paper, §4.1)."""
+        model = self.config.model
+        return model.full_size / model.extra_pre_resize if model.extra_pre_resize else 1.0
+
     def canvas_renderer(self, width, height, seed, panorama=False, checkpoint=""):
         """Renderer for the canvas engine (``python -m tfcoord.generate --run RUN --width W --height H``)."""
         from tfcoord.models.infinitygan.infinite import CanvasRenderer
