@@ -9,21 +9,8 @@ import json
 import os
 import sys
 
-os.environ["TFCOORD_LOGICAL_CPUS"] = "2"
+from mirrored_harness import compare, max_change, paired_trainers, snapshot
 
-from tfcoord.training.strategy import configure_devices  # noqa: E402
-
-configure_devices()
-
-import numpy as np  # noqa: E402
-
-from tfcoord.config import load_config  # noqa: E402
-from tfcoord.models import section_classes  # noqa: E402
-from tfcoord.models.gawwn.model import Gawwn  # noqa: E402
-from tfcoord.training.loop import Trainer  # noqa: E402
-
-# Adam epsilon 1e-4: see cocogan_mirrored_step.py (biases feeding batch norm have a true gradient
-# of 0, whose round-off Adam would otherwise blow up to a full step).
 COMMON = ["model.ngf=8", "model.ndf=8", "model.text_features=8", "model.keypoint_generator_width=8",
           "text.embedding_dim=16", "train.batch_size=8", "log.progress_bar=false", "optim.epsilon=1e-4"]
 CONFIGURATIONS = {
@@ -36,47 +23,15 @@ CONFIGURATIONS = {
 }
 
 
-def trainer(strategy, root, overrides):
-    config = load_config("gawwn", section_classes("gawwn"), preset="tiny",
-                         overrides=COMMON + overrides + [f"train.strategy={strategy}"])
-    t = Trainer(Gawwn(config), os.path.join(root, strategy))
-    t._prepare()
-    return t
-
-
-def compare(root, overrides):
-    single, mirrored = trainer("default", root, overrides), trainer("mirrored", root, overrides)
-    assert mirrored.strategy.num_replicas_in_sync == 2, mirrored.strategy.num_replicas_in_sync
-    for name, net in single.model.network_items().items():
-        mirrored.model.network_items()[name].set_weights(net.get_weights())
-    initial = [v.numpy().copy() for v in single.model.generator.trainable_variables]
-    losses = {}
-    for key, t in (("single", single), ("mirrored", mirrored)):
-        step = t._step_function()
-        losses[key] = {k: float(v) for k, v in step(next(t._dataset(0)), 1).items()}
-    report = {"loss_diff": max(abs(losses["single"][k] - losses["mirrored"][k]) / max(1.0, abs(losses["single"][k]))
-                               for k in losses["single"]),
-              "losses": losses["single"], "weight_diff": {}, "replica_diff": 0.0}
-    for name, net in single.model.network_items().items():
-        other = mirrored.model.network_items()[name]
-        for a, b in zip(net.weights, other.weights):
-            kind = "trainable" if a.trainable else a.path.rsplit("/", 1)[-1]
-            diff = float(np.max(np.abs(a.numpy() - b.numpy())))
-            report["weight_diff"][kind] = max(report["weight_diff"].get(kind, 0.0), diff)
-            replicas = mirrored.strategy.experimental_local_results(b.value if hasattr(b, "value") else b)
-            for replica in replicas[1:]:
-                report["replica_diff"] = max(report["replica_diff"],
-                                             float(np.max(np.abs(replica.numpy() - replicas[0].numpy()))))
-    report["generator_change"] = max(float(np.max(np.abs(a - v.numpy())))
-                                     for a, v in zip(initial, single.model.generator.trainable_variables))
-    return report
-
-
 def main(root, names=None):
     for name, overrides in CONFIGURATIONS.items():
         if names and name not in names:
             continue
-        print(json.dumps({"configuration": name, **compare(os.path.join(root, name), overrides)}), flush=True)
+        single, mirrored = paired_trainers("gawwn", os.path.join(root, name), COMMON + overrides)
+        initial = snapshot(single.model.generator.trainable_variables)
+        report = compare(single, mirrored)
+        report["generator_change"] = max_change(initial, single.model.generator.trainable_variables)
+        print(json.dumps({"configuration": name, **report}), flush=True)
 
 
 if __name__ == "__main__":
