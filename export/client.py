@@ -7,7 +7,18 @@
 
 The same tiling code drives all four backends (export/backends.py): the tile plan comes
 from the model's serving description (the ``describe`` signature, the SavedModel's
-asset, or the JSON next to the .tflite file), so no tfcoord model code runs here.
+asset, or the JSON next to the .tflite file), so no tfcoord model code runs here (only
+NumPy recipes: coordinates, and InfinityGAN's position-seeded latent and noise fields).
+
+COCO-GAN, CIPS and InfinityGAN are tiled. InfinityGAN's tiles are its 101 px patches at
+96 px steps (53 / 48 px for the tiny preset), overlapping by 5 px; their local latent,
+noise and coordinates are windows of canvas-wide fields drawn per position with the
+library's seeding, so the image equals ``python -m tfcoord.generate --model infinitygan``
+(:func:`tfcoord.models.infinitygan.infinite.generate_canvas`) for the same seed, sizes
+between the reachable ``101 + 96 (n - 1)`` px are centre-cropped from the next reachable
+one as there, and ``--panorama`` draws its 360 degree canvas. GAWWN draws whole images
+from conditions: there is nothing to tile.
+
 Tiles are requested in batches of ``--batch``, at most ``--max-in-flight`` requests at
 a time; transient server errors are retried with exponential backoff; each band of
 tiles goes to the image writer (PNG, tiled BigTIFF or Deep Zoom, the canvas engine's
@@ -88,7 +99,8 @@ def render_bands(backend, plan, *, batch_size: int = 16, max_in_flight: int = 4,
             for tile, pixels in zip(tiles, rgb):
                 if band is None:
                     band = np.empty((tile.height, plan.width, 3), np.float32)
-                band[:, tile.left:tile.left + tile.width] = pixels[:tile.height, :tile.width]
+                band[:, tile.left:tile.left + tile.width] = pixels[tile.crop_top:tile.crop_top + tile.height,
+                                                                   tile.crop_left:tile.crop_left + tile.width]
                 filled += tile.width
                 if filled == plan.width:  # tiles arrive row-major: this tile row is complete
                     yield band
@@ -159,6 +171,9 @@ def parse_args(argv=None):
     parser.add_argument("--batch", type=int, default=16, help="tiles per request (default 16)")
     parser.add_argument("--max-in-flight", type=int, default=4, help="concurrent requests (default 4)")
     parser.add_argument("--seed", type=int, default=0, help="latent seed (same seed, same image)")
+    parser.add_argument("--panorama", action="store_true",
+                        help="360 degree panorama, periodic with --width (InfinityGAN; the width must be a multiple "
+                             "of its pixels per latent, 16 for the paper model)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default 30)")
     parser.add_argument("--retries", type=int, default=6, help="attempts per request on transient errors")
     parser.add_argument("--threads", type=int, default=2, help="TFLite interpreter threads (default 2)")
@@ -226,7 +241,8 @@ def main(argv=None):
             description = parse_description(Path(args.description).read_text(), args.description)
         else:
             description = retry.call(backend.description)
-        plan = TilePlan(description, args.width, args.height, seed=args.seed, signature=args.signature)
+        plan = TilePlan(description, args.width, args.height, seed=args.seed, signature=args.signature,
+                        panorama=args.panorama)
         bands = render_bands(backend, plan, batch_size=args.batch, max_in_flight=args.max_in_flight, retry=retry,
                              progress=not args.quiet)
         path = write_image(args.out, FORMATS[Path(args.out).suffix.lower()], args.width, args.height, bands)

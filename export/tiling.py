@@ -4,20 +4,47 @@ A description (``assets/tfcoord_model.json``, the ``describe`` signature, or the
 next to a ``.tflite`` file; see :meth:`tfcoord.models.base.CoordinateGan.serving_description`)
 says which signature renders one tile, the tile size, and how to build each input of tile
 (i, j). :class:`TilePlan` covers a W x H canvas with tiles at multiples of the stride
-(``tiling.stride``, default the tile size; the last row and column cropped) and places
-the trained tile grid on it by the description's ``anchor``: ``center`` extends the grid
-equally on both sides (grid index ``i - (rows - native_rows) // 2``), ``start`` keeps grid
-index 0 at the top/left edge. Each tile contributes the ``stride`` pixels from its top-left
-corner (the rest of an overlapping tile is covered by its neighbours, which agree there).
+(``tiling.stride``, default the tile size) and places the trained tile grid on it by the
+description's ``anchor``: ``center`` extends the grid equally on both sides (grid index
+``i - (rows - native_rows) // 2``), ``start`` keeps grid index 0 at the top/left edge.
+Each tile contributes the ``stride`` pixels from its top-left corner (the last row and
+column: everything to the end of the tile; the rest of an overlapping tile is covered by
+its neighbours, which agree there). ``tiling.crop`` says where a canvas that the tiles
+do not cover exactly is cut from: ``end`` (default; the last row and column of tiles are
+cropped) or ``center`` (the tiles cover the next reachable size, ``tile + stride * (n - 1)``
+per axis, and the image is its centre, from pixel ``(covered - wanted) // 2``).
 
-Inputs are built by the builder registered for their ``source`` in :data:`INPUT_SOURCES`;
-``tile_coordinates`` inputs by the function registered for their ``system`` in
-:data:`COORDINATE_SYSTEMS`. A model whose inputs need another recipe registers it here.
+Inputs are built by the builder registered for their ``source`` in :data:`INPUT_SOURCES`:
+
+* ``latent``: one value per image, the same for every tile; drawn in the order listed from
+  ``numpy.random.default_rng(seed)``, or, with ``seed_path`` [k, ...], on its own from
+  ``numpy.random.default_rng([seed, k, ...])`` (:func:`draw_latents`);
+* ``tile_coordinates``: a function of the tile's grid index, registered for the recipe's
+  ``system`` in :data:`COORDINATE_SYSTEMS` (``cocogan``, ``cips``, ``infinitygan``; the last
+  is a ``window`` of latent coordinates at ``stride`` latents per tile, vertically centred
+  on the canvas' ``window + stride * (rows - 1)`` latent rows);
+* ``canvas_field``: a ``window`` x ``window`` x ``channels`` window, at ``stride`` positions
+  per tile, of a standard-normal field shared by the whole canvas (InfinityGAN's local
+  latent and per-layer noise), so that overlapping tiles get the same values where they
+  overlap. The field is :class:`tfcoord.models.infinitygan.infinite.PositionalField`:
+  position (y, x) holds ``default_rng([seed, *seed_path, y // T, x // T])
+  .standard_normal((T, T, channels), float32)[y % T, x % T]`` (T = ``field_tile``), drawn
+  tile by tile when a window needs it (an LRU cache holds the tiles of a few rows of tiles),
+  never as a whole canvas. With these, the client draws exactly the canvas of tfcoord's
+  ``generate`` for the same seed (InfinityGAN: :func:`~tfcoord.models.infinitygan.infinite.generate_canvas`).
+
+``panorama=True`` (descriptions with a ``tiling.panorama`` section, InfinityGAN) renders a
+360 degree canvas: the width must be a multiple of ``pixels_per_latent``; coordinates and
+canvas fields are periodic with the width (``units_per_latent`` field columns per latent
+column), and the image starts at canvas column 0.
+
+A model whose inputs need another recipe registers it here.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 
 import numpy as np
@@ -25,9 +52,10 @@ import numpy as np
 from tfcoord.errors import UserError
 
 SUPPORTED_FORMATS = ("tfcoord-serving/1",)
+CROPS = ("end", "center")
 
 
-def cocogan_tile_coordinates(recipe: dict, tile_size, rows, cols):
+def cocogan_tile_coordinates(recipe: dict, tile_size, rows, cols, plan=None):
     """COCO-GAN micro coordinates of grid indices (rows, cols), by :class:`tfcoord.coords.CocoGanCoordinates`."""
     from tfcoord.coords import CocoGanCoordinates
 
@@ -36,15 +64,32 @@ def cocogan_tile_coordinates(recipe: dict, tile_size, rows, cols):
     return np.asarray(geometry.micro_coords(rows, cols), "float32")
 
 
-def cips_tile_coordinates(recipe: dict, tile_size, rows, cols):
+def cips_tile_coordinates(recipe: dict, tile_size, rows, cols, plan=None):
     from tfcoord.coords import cips_serving_tile_coordinates
 
     return cips_serving_tile_coordinates(recipe, tile_size, rows, cols)
 
 
-# system name -> fn(recipe, (tile height, tile width), rows, cols) -> (n, ...) float32 for the
-# grid indices rows, cols (each of shape (n,)) of n tiles.
-COORDINATE_SYSTEMS = {"cocogan": cocogan_tile_coordinates, "cips": cips_tile_coordinates}
+def infinitygan_tile_coordinates(recipe: dict, tile_size, rows, cols, plan):
+    """Windows of InfinityGAN's canvas coordinates (:func:`tfcoord.coords.infinitygan_canvas_coords`):
+    ``window`` latents at ``stride`` latents per tile, v centred on the canvas' latent rows."""
+    from tfcoord.coords import infinitygan_canvas_coords
+
+    window, stride = int(recipe["window"]), int(recipe["stride"])
+    total_rows = window + stride * (plan.rows - 1)  # latent rows of the covered canvas: the horizon's centre
+    tiles = [infinitygan_canvas_coords(recipe["coordinate_system"], float(recipe["vertical_step"]),
+                                       int(recipe["horizontal_period"]), int(r) * stride, window, int(c) * stride,
+                                       window, total_rows, plan.period_latents)
+             for r, c in zip(np.ravel(rows), np.ravel(cols))]
+    return np.stack(tiles).astype("float32")
+
+
+# system name -> fn(recipe, (tile height, tile width), rows, cols, plan) -> (n, ...) float32 for the
+# grid indices rows, cols (each of shape (n,)) of n tiles of the TilePlan ``plan``.
+COORDINATE_SYSTEMS = {"cocogan": cocogan_tile_coordinates, "cips": cips_tile_coordinates,
+                      "infinitygan": infinitygan_tile_coordinates}
+# Recipe keys each system needs (checked before the first tile).
+SYSTEM_KEYS = {"infinitygan": ("window", "stride", "coordinate_system", "vertical_step", "horizontal_period")}
 
 
 def latent_input(plan, name, recipe, tiles):
@@ -54,11 +99,43 @@ def latent_input(plan, name, recipe, tiles):
 
 def tile_coordinates_input(plan, name, recipe, tiles):
     rows, cols = plan.grid_indices(tiles)
-    return COORDINATE_SYSTEMS[recipe["system"]](recipe, (plan.tile_height, plan.tile_width), rows, cols)
+    return COORDINATE_SYSTEMS[recipe["system"]](recipe, (plan.tile_height, plan.tile_width), rows, cols, plan)
+
+
+def canvas_field(plan, name, recipe):
+    """The plan's field for input ``name`` (made on first use): the library's
+    :class:`~tfcoord.models.infinitygan.infinite.PositionalField`, so values match ``generate``."""
+    if name not in plan.fields:
+        from tfcoord.models.infinitygan.infinite import PositionalField
+
+        tile, window, stride = int(recipe["field_tile"]), int(recipe["window"]), int(recipe["stride"])
+        unit = int(recipe.get("units_per_latent", 1))
+        period = None if plan.period_latents is None else unit * plan.period_latents
+        # Keep the field tiles of a few rows of tiles across the canvas: each is drawn about once.
+        across = window + stride * (plan.cols - 1) if period is None else min(period, window + stride * (plan.cols - 1))
+        cache = max(16, (math.ceil(window / tile) + 2) * (across // tile + 2))
+        plan.fields[name] = PositionalField(plan.seed, tuple(int(k) for k in recipe["seed_path"]),
+                                            int(recipe["channels"]), tile=tile, period=period, cache_tiles=cache)
+    return plan.fields[name]
+
+
+def canvas_field_input(plan, name, recipe, tiles):
+    """Windows of a canvas-wide standard-normal field, ``stride`` positions per tile (grid index)."""
+    field, window, stride = canvas_field(plan, name, recipe), int(recipe["window"]), int(recipe["stride"])
+    rows, cols = plan.grid_indices(tiles)
+    if len(tiles) and (rows.min() < 0 or cols.min() < 0):
+        raise UserError(f"input '{name}' is a canvas field, which starts at tile 0: its description must anchor "
+                        "the tile grid at the start")
+    return np.stack([field.window(int(r) * stride, int(c) * stride, window, window)
+                     for r, c in zip(rows, cols)]).astype("float32")
 
 
 # source -> fn(plan, input name, recipe, tiles) -> (len(tiles), ...) array.
-INPUT_SOURCES = {"latent": latent_input, "tile_coordinates": tile_coordinates_input}
+INPUT_SOURCES = {"latent": latent_input, "tile_coordinates": tile_coordinates_input,
+                 "canvas_field": canvas_field_input}
+# Recipe keys each source needs (checked before the first tile).
+SOURCE_KEYS = {"latent": ("shape",), "tile_coordinates": ("system",),
+               "canvas_field": ("channels", "window", "stride", "seed_path", "field_tile")}
 
 
 def check_description(description) -> dict:
@@ -75,6 +152,9 @@ def check_description(description) -> dict:
     for key in ("signature", "tile_size", "native_tiles", "anchor", "inputs"):
         if key not in tiling:
             raise UserError(f"the {model} model's tiling description lacks '{key}'; re-export the model")
+    if tiling.get("crop", "end") not in CROPS:
+        raise UserError(f"the {model} model's tiling description asks for crop {tiling['crop']!r}; this client "
+                        f"crops {', '.join(CROPS)} (update tfcoord)")
     for name, recipe in tiling["inputs"].items():
         source = recipe.get("source")
         if source not in INPUT_SOURCES:
@@ -84,16 +164,27 @@ def check_description(description) -> dict:
             raise UserError(f"input '{name}' of the {model} model uses the coordinate system "
                             f"{recipe.get('system')!r}, unknown to this client (known: "
                             f"{', '.join(sorted(COORDINATE_SYSTEMS))}; update tfcoord)")
+        needed = SOURCE_KEYS.get(source, ()) + (SYSTEM_KEYS.get(recipe.get("system"), ())
+                                                 if source == "tile_coordinates" else ())
+        missing = [key for key in needed if key not in recipe]
+        if missing:
+            raise UserError(f"input '{name}' of the {model} model lacks {', '.join(repr(k) for k in missing)} in its "
+                            "tiling description (exported by an older tfcoord); re-export the model")
+        if source == "canvas_field" and recipe.get("distribution", "normal") != "normal":
+            raise UserError(f"input '{name}' of the {model} model is a {recipe['distribution']!r} canvas field; this "
+                            "client draws standard-normal fields (update tfcoord)")
     return description
 
 
 def draw_latents(recipes: dict, seed: int) -> dict:
-    """One value per latent input, drawn in the order listed from ``numpy.random.default_rng(seed)``."""
-    rng = np.random.default_rng(seed)
+    """One value per latent input, drawn in the order listed from ``numpy.random.default_rng(seed)``
+    (an input with ``seed_path`` [k, ...] from its own ``numpy.random.default_rng([seed, k, ...])``)."""
+    shared = np.random.default_rng(seed)
     latents = {}
     for name, recipe in recipes.items():
         if recipe["source"] != "latent":
             continue
+        rng = np.random.default_rng([seed, *recipe["seed_path"]]) if "seed_path" in recipe else shared
         shape = (1, *recipe["shape"])
         if recipe.get("distribution", "normal") == "uniform":
             latents[name] = rng.uniform(recipe["low"], recipe["high"], shape).astype("float32")
@@ -106,10 +197,12 @@ def draw_latents(recipes: dict, seed: int) -> dict:
 class Tile:
     row: int  # tile row on the canvas
     col: int
-    top: int  # canvas pixel of the tile's top-left corner
+    top: int  # image pixel where the tile's contribution starts
     left: int
-    height: int  # pixels the tile contributes (its stride, cropped at the canvas edge)
+    height: int  # pixels the tile contributes (its stride, cropped at the image edge)
     width: int
+    crop_top: int = 0  # first pixel of the tile's output that it contributes (> 0: centre crop)
+    crop_left: int = 0
 
 
 def _count(side: int, tile: int, stride: int) -> int:
@@ -118,9 +211,15 @@ def _count(side: int, tile: int, stride: int) -> int:
 
 
 class TilePlan:
-    """Which tiles a W x H canvas needs and the signature inputs of any batch of them."""
+    """Which tiles a W x H canvas needs and the signature inputs of any batch of them.
 
-    def __init__(self, description: dict, width: int, height: int, seed: int = 0, signature: str | None = None):
+    ``panorama``: a 360 degree canvas, periodic with the width (descriptions with a
+    ``tiling.panorama`` section). :meth:`inputs` is not thread-safe (the canvas fields cache
+    their tiles): call it from one thread, as :func:`export.client.render_bands` does.
+    """
+
+    def __init__(self, description: dict, width: int, height: int, seed: int = 0, signature: str | None = None,
+                 panorama: bool = False):
         self.description = check_description(description)
         tiling = description["tiling"]
         self.signature = signature or tiling["signature"]
@@ -133,22 +232,60 @@ class TilePlan:
         anchor_row, anchor_col = tiling["anchor"]
         self.row_offset = (self.rows - native_rows) // 2 if anchor_row == "center" else 0
         self.col_offset = (self.cols - native_cols) // 2 if anchor_col == "center" else 0
+        self.crop = tiling.get("crop", "end")
+        self.panorama = bool(panorama)
+        self.period_latents = self._panorama_period(tiling) if self.panorama else None
+        # Top-left pixel of the image inside the pixels the tiles cover (centre crop; a panorama starts at column 0).
+        self.crop_top = self.crop_left = 0
+        if self.crop == "center":
+            self.crop_top = (self.tile_height + self.stride_height * (self.rows - 1) - height) // 2
+            if not self.panorama:
+                self.crop_left = (self.tile_width + self.stride_width * (self.cols - 1) - width) // 2
         self.recipes = tiling["inputs"]
         self.latents = draw_latents(self.recipes, seed)
+        self.fields = {}  # canvas_field inputs: name -> PositionalField, made on first use
+
+    def _panorama_period(self, tiling) -> int:
+        """Horizontal period of a panorama in latent columns (the width in latents)."""
+        model = self.description.get("model_type", "this")
+        if not isinstance(tiling.get("panorama"), dict):
+            raise UserError(f"the {model} model cannot render a 360 degree panorama tile by tile (its description "
+                            "has no 'panorama' section); leave out --panorama")
+        unit = int(tiling["panorama"]["pixels_per_latent"])
+        if self.width % unit:
+            lower, upper = (self.width // unit) * unit, (self.width // unit + 1) * unit
+            hint = f"{lower} or {upper}" if lower else f"{upper}"
+            raise UserError(f"a panorama's width must be a multiple of {unit} px (one latent column, so that the "
+                            f"360 degree canvas closes on itself); got {self.width}, use {hint}")
+        return self.width // unit
 
     @property
     def num_tiles(self) -> int:
         return self.rows * self.cols
 
     def tiles(self) -> list[Tile]:
-        """Every tile, row-major; the last row and column take what remains of the canvas."""
-        def spans(count, stride, side):
-            starts = [i * stride for i in range(count)]
-            return [(start, (starts[i + 1] if i + 1 < count else side) - start) for i, start in enumerate(starts)]
+        """Every tile, row-major (a list: for huge canvases iterate :meth:`iter_tiles` instead)."""
+        return list(self.iter_tiles())
 
-        return [Tile(r, c, top, left, height, width)
-                for r, (top, height) in enumerate(spans(self.rows, self.stride_height, self.height))
-                for c, (left, width) in enumerate(spans(self.cols, self.stride_width, self.width))]
+    def iter_tiles(self):
+        """Every tile, row-major; the last row and column take what remains of the canvas.
+
+        With a centre crop the tiles cover ``crop_top`` / ``crop_left`` more pixels before the
+        image (and up to as many after it); a tile's ``crop_top`` / ``crop_left`` skip them."""
+        def spans(count, stride, side, offset):
+            # Covered pixels [i * stride, next start) of tile i (the last to the end), shifted into the image.
+            out = []
+            for i in range(count):
+                start = max(i * stride, offset)
+                end = (i + 1) * stride if i + 1 < count else offset + side
+                end = min(end, offset + side)
+                out.append((start - offset, end - start, start - i * stride))
+            return out
+
+        columns = spans(self.cols, self.stride_width, self.width, self.crop_left)
+        for r, (top, height, crop_top) in enumerate(spans(self.rows, self.stride_height, self.height, self.crop_top)):
+            for c, (left, width, crop_left) in enumerate(columns):
+                yield Tile(r, c, top, left, height, width, crop_top, crop_left)
 
     def grid_indices(self, tiles) -> tuple[np.ndarray, np.ndarray]:
         """Indices of ``tiles`` in the model's tile grid (outside 0 .. native-1 beyond the trained image)."""
@@ -161,6 +298,7 @@ class TilePlan:
         return {name: INPUT_SOURCES[recipe["source"]](self, name, recipe, tiles) for name, recipe in self.recipes.items()}
 
     def batches(self, batch_size: int):
-        tiles = self.tiles()
-        for start in range(0, len(tiles), batch_size):
-            yield tiles[start:start + batch_size]
+        """Lists of ``batch_size`` tiles (the last may be shorter), row-major, made as they are asked for."""
+        tiles = self.iter_tiles()
+        while batch := list(itertools.islice(tiles, batch_size)):
+            yield batch

@@ -550,19 +550,30 @@ class InfinityGanCoordinates:
         overlapping patches agree exactly. ``period`` (panorama mode) makes u periodic in the
         canvas width: column j and j + period get the same coordinate.
         """
-        rows = np.arange(row_start, row_start + num_rows, dtype=np.float64)
-        cols = np.arange(col_start, col_start + num_cols, dtype=np.float64)
-        if period is not None:
-            cols = np.mod(cols, period)
-        if self.system == "torus":
-            v = rows * self.horizontal_step - 1.0
-            v_channels = [np.cos(np.pi * v), np.sin(np.pi * v)]
-        else:
-            v_channels = [np.tanh((rows - (total_rows - 1) / 2.0) * self.vertical_step)]
-        u = cols * (self.horizontal_step if period is None else 2.0 / period) - 1.0
-        channels = [np.repeat(c[:, None], num_cols, axis=1) for c in v_channels]
-        channels += [np.repeat(f(np.pi * u)[None, :], num_rows, axis=0) for f in (np.cos, np.sin)]
-        return np.stack(channels, axis=-1).astype(np.float32)
+        return infinitygan_canvas_coords(self.system, self.vertical_step, self.meta_cols - 1, row_start, num_rows,
+                                         col_start, num_cols, total_rows, period)
+
+
+def infinitygan_canvas_coords(system: str, vertical_step: float, horizontal_period: int, row_start: int,
+                              num_rows: int, col_start: int, num_cols: int, total_rows: int,
+                              period: int | None = None) -> np.ndarray:
+    """:meth:`InfinityGanCoordinates.canvas_coords` from the numbers a serving description carries
+    (``coordinate_system``, ``vertical_step``, ``horizontal_period`` = meta_cols - 1), so that
+    export/tiling.py builds exactly the library's coordinates without the model's config."""
+    rows = np.arange(row_start, row_start + num_rows, dtype=np.float64)
+    cols = np.arange(col_start, col_start + num_cols, dtype=np.float64)
+    if period is not None:
+        cols = np.mod(cols, period)
+    horizontal_step = 2.0 / horizontal_period
+    if system == "torus":
+        v = rows * horizontal_step - 1.0
+        v_channels = [np.cos(np.pi * v), np.sin(np.pi * v)]
+    else:
+        v_channels = [np.tanh((rows - (total_rows - 1) / 2.0) * vertical_step)]
+    u = cols * (horizontal_step if period is None else 2.0 / period) - 1.0
+    channels = [np.repeat(c[:, None], num_cols, axis=1) for c in v_channels]
+    channels += [np.repeat(f(np.pi * u)[None, :], num_rows, axis=0) for f in (np.cos, np.sin)]
+    return np.stack(channels, axis=-1).astype(np.float32)
 
 
 # -- GAWWN (Reed et al., NeurIPS 2016; models.md §3.2) -------------------------------------------

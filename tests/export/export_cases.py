@@ -76,8 +76,7 @@ EXPORT_CASES = [
     ExportCase("cocogan", "cocogan", cocogan_keras, run_fixture="tiny_cocogan_run"),
     ExportCase("cocogan-panorama", "cocogan", cocogan_keras, run_fixture="tiny_panorama_run"),
     ExportCase("cips", "cips", cips_keras, train_steps=0),
-    ExportCase("infinitygan", "infinitygan", infinitygan_keras, train_steps=0,
-               untileable="export.client cannot build its canvas_field inputs (latent and noise windows) yet"),
+    ExportCase("infinitygan", "infinitygan", infinitygan_keras, train_steps=0),
     ExportCase("gawwn", "gawwn", gawwn_keras, train_steps=0,
                untileable="GAWWN draws whole images from (z, text, box or keypoints): nothing to tile"),
 ]

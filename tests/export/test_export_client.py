@@ -9,12 +9,14 @@ from export.backends import GrpcBackend, RestBackend, RetryPolicy, SavedModelBac
 from export.client import parse_args, render, render_bands
 from export.client import main as client_main
 from export.testing import Failures, ModelStore, grpc_server, rest_server
-from export.tiling import TilePlan
+from export.tiling import Tile, TilePlan
 from export_cases import EXPORT_CASES, exported  # noqa: F401 (fixture)
 from tfcoord.errors import UserError
 from tfcoord.images import to_uint8
 
 FAST_RETRY = dict(attempts=6, base_delay=0.001, max_delay=0.01)
+INFINITYGAN = [case for case in EXPORT_CASES if case.model_type == "infinitygan"]
+only_infinitygan = pytest.mark.parametrize("exported", INFINITYGAN, indirect=True, ids=lambda case: case.name)
 
 
 def skip_unless_tileable(exported):
@@ -43,9 +45,9 @@ def backend_for(kind, exported, servers):
     return {"grpc": lambda: GrpcBackend(target, "served"), "rest": lambda: RestBackend(url, "served")}[kind]()
 
 
-def draw(backend, width, height, seed=3, batch=5, in_flight=3):
+def draw(backend, width, height, seed=3, batch=5, in_flight=3, panorama=False):
     retry = RetryPolicy(**FAST_RETRY)
-    plan = TilePlan(retry.call(backend.description), width, height, seed=seed)
+    plan = TilePlan(retry.call(backend.description), width, height, seed=seed, panorama=panorama)
     canvas = render(backend, plan, batch_size=batch, max_in_flight=in_flight, retry=retry, progress=False)
     return canvas, retry
 
@@ -72,6 +74,11 @@ def test_grpc_and_rest_draw_exactly_the_image_of_local_generation(exported, serv
         if exported.case.model_type == "cips" and steps == 0:  # the training grid, one call
             keras = exported.model.generate(exported.model.latents(3, 1), height, width)[0]
             np.testing.assert_allclose(expected, keras, atol=1e-4, rtol=0)
+        if exported.case.model_type == "infinitygan":  # = generate: one patch, then 4 x 4 patches centre-cropped
+            from tfcoord.models.infinitygan.infinite import generate_canvas
+
+            keras = generate_canvas(exported.model, size[1], size[0], seed=3)
+            np.testing.assert_allclose(expected, keras, atol=1e-5, rtol=0)
 
 
 def test_client_cli_writes_the_same_png_over_grpc_as_from_the_saved_model(exported, servers, local, tmp_path):
@@ -153,7 +160,7 @@ def test_rest_row_and_columnar_formats_agree(exported, servers):
 
     columnar = post({"signature_name": "generate_patch", "inputs": {k: v.tolist() for k, v in inputs.items()}})
     rows = post({"signature_name": "generate_patch",
-                 "instances": [{k: v[i].tolist() for k, v in inputs.items()} for i in range(2)]})
+                 "instances": [{k: v[i].tolist() for k, v in inputs.items()} for i in range(plan.num_tiles)]})
     np.testing.assert_array_equal(np.asarray(columnar["outputs"]), np.asarray(rows["predictions"]))
 
 
@@ -167,6 +174,113 @@ def test_tflite_backend_tiles_like_the_saved_model(exported, local, tmp_path):
     expected, _ = draw(local, width + 5, height)
     image, _ = draw(TfliteBackend(path), width + 5, height, batch=3)  # 3 tiles per request, 2 per invoke
     np.testing.assert_allclose(image, expected, atol=1e-4, rtol=0)
+
+
+@only_infinitygan
+def test_infinitygan_client_draws_the_canvas_of_generate_canvas(exported, local, tmp_path):
+    """Reachable (2 x 3 patches) and unreachable (centre-cropped) sizes, any batch: the library's canvas."""
+    from tfcoord.models.infinitygan.infinite import generate_canvas
+
+    g = exported.model.geometry
+    reachable = (g.canvas_pixels(3), g.canvas_pixels(2))  # (width, height)
+    unreachable = (reachable[0] + 21, reachable[1] - 11)  # 4 x 2 patches, cropped by 13 and 5 px
+    for width, height in (reachable, unreachable):
+        expected = generate_canvas(exported.model, height, width, seed=3)
+        for batch, in_flight in ((1, 1), (4, 3)):
+            image, _ = draw(local, width, height, seed=3, batch=batch, in_flight=in_flight)
+            np.testing.assert_allclose(image, expected, atol=1e-5, rtol=0, err_msg=f"{width}x{height} batch {batch}")
+    client_main(["--width", str(width), "--height", str(height), "--seed", "3", "--batch", "2", "--quiet",
+                 "--out", str(tmp_path / "x.png"), "--saved-model", str(exported.serving_dir)])
+    png = np.asarray(Image.open(tmp_path / "x.png")).astype(int)
+    assert png.shape == (height, width, 3)
+    assert np.abs(png - to_uint8(expected).astype(int)).max() <= 1
+
+
+@only_infinitygan
+def test_infinitygan_client_draws_panoramas_like_generate_canvas(exported, local, tmp_path):
+    from tfcoord.models.infinitygan.infinite import generate_canvas
+
+    g = exported.model.geometry
+    width, height = 16 * g.pixels_per_latent, g.canvas_pixels(2) - 7  # 128 x 94 for the tiny model
+    expected = generate_canvas(exported.model, height, width, seed=2, panorama=True)
+    image, _ = draw(local, width, height, seed=2, batch=3, panorama=True)
+    np.testing.assert_allclose(image, expected, atol=1e-5, rtol=0)
+    client_main(["--width", str(width), "--height", str(height), "--seed", "2", "--panorama", "--quiet",
+                 "--out", str(tmp_path / "x.png"), "--saved-model", str(exported.serving_dir)])
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "x.png")), to_uint8(image))
+    unit = g.pixels_per_latent
+    with pytest.raises(UserError, match=f"multiple of {unit} px.*use {width - unit} or {width}"):
+        TilePlan(exported.description, width - 3, height, panorama=True)
+
+
+@only_infinitygan
+def test_infinitygan_tile_inputs_are_windows_of_the_library_canvas(exported):
+    """Every input of every tile (noise too, which the untrained model ignores) is the library's, also for torus
+    coordinates (the maps configuration, its description only)."""
+    from tfcoord.config import load_config
+    from tfcoord.models import section_classes
+    from tfcoord.models.infinitygan.infinite import CanvasLatents, CanvasPlan
+    from tfcoord.models.infinitygan.model import InfinityGan
+
+    maps = InfinityGan(load_config("infinitygan", section_classes("infinitygan"), preset="maps"))
+    cases = [(exported.model, exported.description, 170, 90, False, 4),
+             (exported.model, exported.description, 128, 101, True, 4),
+             (maps, {"format": "tfcoord-serving/1", **maps.serving_description()}, 150, 101, False, 1)]
+    for model, description, width, height, panorama, batch in cases:
+        plan = TilePlan(description, width, height, seed=4, panorama=panorama)
+        library = CanvasPlan(model.geometry, height, width, panorama)
+        assert (plan.rows, plan.cols) == (library.rows, library.cols)
+        assert (plan.crop_top, plan.crop_left) == library.offset
+        latents = CanvasLatents(model, library, 4)
+        for tiles in plan.batches(batch):
+            inputs = plan.inputs(tiles)
+            np.testing.assert_array_equal(inputs["global_latent"], np.repeat(model.global_latents(4, 1), len(tiles), 0))
+            for k, tile in enumerate(tiles):
+                patch = latents.patch(tile.row, tile.col)
+                np.testing.assert_array_equal(inputs["local_latent"][k], patch["local_latent"])
+                np.testing.assert_array_equal(inputs["coords"][k], patch["coords"])
+                for i, noise in enumerate(patch["noises"]):
+                    np.testing.assert_array_equal(inputs[f"noise_{i}"][k], noise, err_msg=f"noise_{i}")
+
+
+@only_infinitygan
+def test_infinitygan_tiles_of_a_huge_canvas_need_little_memory(exported):
+    """A 2^20 px square canvas: its first batch and its last tile come from per-position fields, not whole canvases
+    (the local latent canvas alone would be 2^40 x 16 floats)."""
+    import tracemalloc
+
+    from tfcoord.models.infinitygan.infinite import CanvasLatents, CanvasPlan
+
+    side = 1 << 20
+    tracemalloc.start()
+    try:
+        plan = TilePlan(exported.description, side, side, seed=1)
+        first = plan.inputs(next(plan.batches(4)))
+        last = Tile(plan.rows - 1, plan.cols - 1, 0, 0, 1, 1)
+        far = plan.inputs([last])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 << 20, peak
+    assert first["local_latent"].shape[0] == 4
+    canvas = CanvasPlan(exported.model.geometry, side, side)
+    library = CanvasLatents(exported.model, canvas, 1).patch(last.row, last.col)
+    np.testing.assert_array_equal(far["local_latent"][0], library["local_latent"])
+    np.testing.assert_array_equal(far["coords"][0], library["coords"])
+    np.testing.assert_array_equal(far["noise_0"][0], library["noises"][0])
+
+
+@only_infinitygan
+def test_infinitygan_tflite_backend_draws_the_canvas_of_generate_canvas(exported, tmp_path):
+    from export.tflite import export_tflite
+    from tfcoord.models.infinitygan.infinite import generate_canvas
+
+    g = exported.model.geometry
+    path, _ = export_tflite(exported.run_dir, tmp_path / "patch.tflite", g.patch_size, batch=2)  # static patch
+    width, height = g.canvas_pixels(3) + 21, g.canvas_pixels(2) - 11
+    expected = generate_canvas(exported.model, height, width, seed=3)
+    image, _ = draw(TfliteBackend(path), width, height, seed=3, batch=3)  # 3 tiles per request, 2 per invoke
+    np.testing.assert_allclose(image, expected, atol=1e-4 * max(1.0, float(np.abs(expected).max())), rtol=0)
 
 
 def test_tile_plan_reproduces_the_model_coordinate_grid():
@@ -268,6 +382,7 @@ def test_overlapping_tiles_contribute_a_partition_of_the_canvas():
     description = {"format": "tfcoord-serving/1", "model_type": "test", "tiling": {
         "signature": "generate_patch", "tile_size": [8, 8], "stride": [6, 5], "native_tiles": [1, 1],
         "anchor": ["start", "start"], "inputs": {}}}
+    centred = {**description, "tiling": {**description["tiling"], "crop": "center"}}
     for width, height in [(20, 15), (8, 8), (5, 3), (31, 14)]:
         plan = TilePlan(description, width, height)
         covered = np.zeros((height, width), int)
@@ -276,13 +391,34 @@ def test_overlapping_tiles_contribute_a_partition_of_the_canvas():
             assert 0 < tile.height <= 8 and 0 < tile.width <= 8  # and contributes pixels it generated
             covered[tile.top:tile.top + tile.height, tile.left:tile.left + tile.width] += 1
         np.testing.assert_array_equal(covered, 1)
+        # Centre crop: the same tiles cover the next reachable size (8 + 6 (rows - 1)), the image is its middle.
+        plan = TilePlan(centred, width, height)
+        assert (plan.crop_top, plan.crop_left) == ((8 + 6 * (plan.rows - 1) - height) // 2,
+                                                   (8 + 5 * (plan.cols - 1) - width) // 2)
+        covered = np.zeros((height, width), int)
+        for tile in plan.tiles():
+            assert tile.top + plan.crop_top == tile.row * 6 + tile.crop_top  # the same pixel of the covered canvas
+            assert tile.left + plan.crop_left == tile.col * 5 + tile.crop_left
+            assert 0 < tile.height and tile.crop_top + tile.height <= 8 and 0 < tile.width
+            assert tile.crop_left + tile.width <= 8
+            covered[tile.top:tile.top + tile.height, tile.left:tile.left + tile.width] += 1
+        np.testing.assert_array_equal(covered, 1)
 
 
 def test_a_description_the_client_cannot_build_is_refused_clearly():
     tiling = {"signature": "generate_patch", "tile_size": [8, 8], "native_tiles": [1, 1], "anchor": ["start"] * 2}
-    for inputs, message in [({"noise": {"source": "canvas_field"}}, "source 'canvas_field'.*update tfcoord"),
-                            ({"c": {"source": "tile_coordinates", "system": "moebius"}}, "'moebius', unknown")]:
+    old_field = {"source": "canvas_field", "distribution": "normal", "channels": 1, "window": 8, "stride": 6}
+    old_coords = {"source": "tile_coordinates", "system": "infinitygan", "window": 8, "stride": 6}
+    for inputs, message in [({"noise": {"source": "hologram"}}, "source 'hologram'.*update tfcoord"),
+                            ({"c": {"source": "tile_coordinates", "system": "moebius"}}, "'moebius', unknown"),
+                            ({"noise": old_field}, "'noise'.*lacks 'seed_path', 'field_tile'.*re-export"),
+                            ({"c": old_coords}, "'c'.*lacks 'coordinate_system'.*re-export")]:
         with pytest.raises(UserError, match=message):
             TilePlan({"format": "tfcoord-serving/1", "tiling": {**tiling, "inputs": inputs}}, 8, 8)
     with pytest.raises(UserError, match="re-export"):
         TilePlan({"format": "tfcoord-serving/0"}, 8, 8)
+    with pytest.raises(UserError, match="crop 'middle'"):
+        TilePlan({"format": "tfcoord-serving/1", "tiling": {**tiling, "crop": "middle", "inputs": {}}}, 8, 8)
+    with pytest.raises(UserError, match="cannot render a 360 degree panorama.*leave out --panorama"):
+        TilePlan({"format": "tfcoord-serving/1", "model_type": "cips", "tiling": {**tiling, "inputs": {}}}, 8, 8,
+                 panorama=True)

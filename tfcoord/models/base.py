@@ -116,8 +116,11 @@ class CoordinateGan:
           "high"}`` (drawn once per image, in the order listed, from
           ``numpy.random.default_rng(seed)``, the same value for every tile) or
           ``{"source": "tile_coordinates", "system": NAME, ...}`` (a function of the tile's grid
-          index). The client builds the sources registered in ``export.tiling.INPUT_SOURCES``
-          and the systems in ``export.tiling.COORDINATE_SYSTEMS``; register new ones there.
+          index) or ``{"source": "canvas_field", ...}`` (windows of a position-seeded field shared
+          by the canvas); optional ``crop`` (``"end"`` or ``"center"``) and ``panorama``; see the
+          export/tiling.py docstring for every key. The client builds the sources registered in
+          ``export.tiling.INPUT_SOURCES`` and the systems in ``export.tiling.COORDINATE_SYSTEMS``;
+          register new ones there.
         """
         raise NotImplementedError
 

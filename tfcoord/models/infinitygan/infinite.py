@@ -32,6 +32,9 @@ import numpy as np
 from tfcoord.errors import UserError
 
 FIELD_LOCAL, FIELD_NOISE, FIELD_GLOBAL = 1, 2, 3  # purposes folded into the field seeds
+# Positions per side of one generated tile of the z_l / noise fields (part of the fields' definition:
+# the serving description passes them on, so that export.client draws the same canvases).
+LOCAL_FIELD_TILE, NOISE_FIELD_TILE = 16, 128
 MAX_CANVAS_SIDE = 1 << 20
 
 
@@ -175,13 +178,14 @@ class CanvasLatents:
         self.coordinates = model.coordinates
         period = plan.period
         local_dim = model.config.model.local_latent_dim
-        self.local = PositionalField(seed, (FIELD_LOCAL,), local_dim, tile=16, period=period,
-                                     cache_tiles=max(64, 4 * (plan.local_cols // 16 + 2)))
+        self.local = PositionalField(seed, (FIELD_LOCAL,), local_dim, tile=LOCAL_FIELD_TILE, period=period,
+                                     cache_tiles=max(64, 4 * (plan.local_cols // LOCAL_FIELD_TILE + 2)))
         self.noises = []
         for i, unit in enumerate(geometry.output_units()):
-            self.noises.append(PositionalField(seed, (FIELD_NOISE, i), 1, tile=128,
+            self.noises.append(PositionalField(seed, (FIELD_NOISE, i), 1, tile=NOISE_FIELD_TILE,
                                                period=None if period is None else unit * period,
-                                               cache_tiles=max(16, 3 * (unit * plan.local_cols // 128 + 2))))
+                                               cache_tiles=max(16, 3 * (unit * plan.local_cols // NOISE_FIELD_TILE
+                                                                        + 2))))
 
     def coords(self, top: int, left: int, size_rows: int, size_cols: int) -> np.ndarray:
         return self.coordinates.canvas_coords(top, size_rows, left, size_cols, total_rows=self.plan.local_rows,

@@ -92,10 +92,17 @@ def serving_functions(model, patch_size=None) -> dict:
             "map_latent": map_latent}
 
 
+# InfinityGan.global_latents(seed, n) draws z_g from numpy.random.default_rng([seed, GLOBAL_SEED_PATH...]).
+GLOBAL_SEED_PATH = (7,)
+
+
 def serving_description(model) -> dict:
+    from tfcoord.models.infinitygan.infinite import FIELD_LOCAL, FIELD_NOISE, LOCAL_FIELD_TILE, NOISE_FIELD_TILE
+
     cfg, geometry, coordinates = model.config.model, model.geometry, model.coordinates
-    sizes, steps = geometry.conv_output_sizes(), geometry.noise_steps()
+    sizes, steps, units = geometry.conv_output_sizes(), geometry.noise_steps(), geometry.output_units()
     window, step, pad = geometry.window, geometry.latent_step, geometry.ss_padding
+    ppl = geometry.pixels_per_latent
     torus = cfg.coord_system == "torus"
     if torus:
         period = coordinates.meta_cols - 1
@@ -103,10 +110,11 @@ def serving_description(model) -> dict:
                           f"and u = 2*j/{period} - 1")
     else:
         coords_formula = (f"coords[i, j] = (tanh(v), cos(pi*u), sin(pi*u)) with "
-                          f"v = {coordinates.vertical_step:.6g}*(i - (R-1)/2) "
-                          f"(R = latent rows of the whole canvas, so the horizon is centred) and "
-                          f"u = 2*j/{coordinates.meta_cols - 1} - 1 (or u = 2*(j mod Wp)/Wp - 1 for a 360 degree "
-                          f"panorama of Wp latent columns)")
+                          f"v = {coordinates.vertical_step!r}*(i - (R-1)/2) "
+                          f"(R = {window} + {step}*(n-1), the latent rows of the whole canvas, so the horizon is "
+                          f"centred) and u = 2*j/{coordinates.meta_cols - 1} - 1 (or u = 2*(j mod Wp)/Wp - 1 for a "
+                          f"360 degree panorama of Wp latent columns)")
+    global_path = ", ".join(str(k) for k in GLOBAL_SEED_PATH)
     recipe = (
         f"A canvas of n x m tiles covers ({geometry.patch_size} + {geometry.pixel_step}*(n-1)) x "
         f"({geometry.patch_size} + {geometry.pixel_step}*(m-1)) px; tile (i, j) is the {geometry.patch_size} px patch "
@@ -117,11 +125,22 @@ def serving_description(model) -> dict:
         f"columns {step}*j .. {step}*j+{window}; coords = the same window of {coords_formula}, i, j = canvas latent "
         f"indices; noise_l = a standard-normal canvas of (s_l + t_l*(n-1)) x (s_l + t_l*(m-1)), window at "
         f"(t_l*i, t_l*j) of size s_l, with s = {sizes} and t = {steps}; global_latent = one z_g ~ N(0, 1)^"
-        f"{cfg.global_latent_dim} for the whole canvas. Other canvas sizes: generate the next reachable size and "
-        f"centre-crop. The structure synthesiser consumes {pad} latents per side, so the texture-synthesiser "
-        f"input of a tile is {geometry.ts_input_size} latents, {geometry.pixels_per_latent} px each.")
-    noise_inputs = {f"noise_{i}": {"source": "canvas_field", "distribution": "normal", "channels": 1,
-                                   "window": sizes[i], "stride": steps[i]} for i in range(geometry.num_convs)}
+        f"{cfg.global_latent_dim} for the whole canvas. To draw the library's canvas for a seed S (what "
+        f"tfcoord's generate draws): global_latent = numpy.random.default_rng([S, {global_path}]).standard_normal("
+        f"(1, {cfg.global_latent_dim})) cast to float32; position (y, x) of a canvas_field input with seed_path p, "
+        f"field_tile T and C channels holds numpy.random.default_rng([S, *p, y // T, x // T]).standard_normal("
+        f"(T, T, C), dtype=float32)[y % T, x % T]. Other canvas sizes: generate the next reachable size and "
+        f"centre-crop (top-left of the crop at ((covered - wanted) // 2) per axis). A 360 degree panorama of width W "
+        f"(a multiple of {ppl} px) has Wp = W/{ppl} latent columns, takes field columns modulo Wp*units_per_latent "
+        f"and is cropped from column 0. The structure synthesiser consumes {pad} latents per side, so the "
+        f"texture-synthesiser input of a tile is {geometry.ts_input_size} latents, {ppl} px each.")
+
+    def field(channels, window_, stride, seed_path, tile, unit):
+        return {"source": "canvas_field", "distribution": "normal", "channels": channels, "window": window_,
+                "stride": stride, "seed_path": list(seed_path), "field_tile": tile, "units_per_latent": unit}
+
+    noise_inputs = {f"noise_{i}": field(1, sizes[i], steps[i], (FIELD_NOISE, i), NOISE_FIELD_TILE, units[i])
+                    for i in range(geometry.num_convs)}
     return {
         "model_type": "infinitygan",
         "paper": "InfinityGAN: Towards Infinite-Pixel Image Synthesis (Lin et al., ICLR 2022)",
@@ -139,11 +158,13 @@ def serving_description(model) -> dict:
             "latent_stride": step,
             "native_tiles": [1, 1],
             "anchor": ["start", "start"],
+            "crop": "center",
+            "panorama": {"pixels_per_latent": ppl},
             "overlap": geometry.patch_size - geometry.pixel_step,
             "inputs": {
-                "global_latent": {"source": "latent", "shape": [cfg.global_latent_dim], "distribution": "normal"},
-                "local_latent": {"source": "canvas_field", "distribution": "normal", "channels": cfg.local_latent_dim,
-                                 "window": window, "stride": step},
+                "global_latent": {"source": "latent", "shape": [cfg.global_latent_dim], "distribution": "normal",
+                                  "seed_path": list(GLOBAL_SEED_PATH)},
+                "local_latent": field(cfg.local_latent_dim, window, step, (FIELD_LOCAL,), LOCAL_FIELD_TILE, 1),
                 "coords": {"source": "tile_coordinates", "system": "infinitygan", "window": window, "stride": step,
                            "coordinate_system": cfg.coord_system, "vertical_step": coordinates.vertical_step,
                            "horizontal_period": coordinates.meta_cols - 1},
