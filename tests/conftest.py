@@ -30,9 +30,9 @@ def make_run(run_dir, model_type="cocogan", preset="tiny", overrides=(), train_s
     """A run directory (config.yaml + checkpoint) of a freshly built model after ``train_steps`` steps."""
     import tensorflow as tf
 
+    from export.testing import write_run
     from tfcoord.config import load_config
     from tfcoord.models import model_class, section_classes
-    from tfcoord.training.checkpoints import CheckpointKeeper
 
     config = load_config(model_type, section_classes(model_type), preset=preset, overrides=list(overrides))
     model = model_class(model_type)(config)
@@ -42,12 +42,7 @@ def make_run(run_dir, model_type="cocogan", preset="tiny", overrides=(), train_s
     for step in range(train_steps):
         images = tf.random.stateless_uniform([batch, height, width, 3], [step, 7], -1.0, 1.0)
         model.train_step({"image": images, **model.step_inputs(step, batch)}, batch)
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config.save(run_dir / "config.yaml")
-    step = tf.Variable(train_steps, dtype=tf.int64)
-    CheckpointKeeper(run_dir / "checkpoints", step, **model.checkpoint_items()).save(train_steps)
-    return run_dir
+    return write_run(model, run_dir, step=train_steps)
 
 
 @pytest.fixture(scope="session")

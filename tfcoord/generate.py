@@ -56,6 +56,9 @@ def parse_args(argv=None):
     canvas.add_argument("--panorama", action="store_true",
                         help="360-degree panorama: the last column continues into the first")
     canvas.add_argument("--format", choices=("png", "tiff", "dzi"), default="png", help="output format")
+    canvas.add_argument("--xla", action="store_true",
+                        help="compile the tile network with XLA (faster where python -m bench.canvas --xla says so; "
+                             "the first tile of each shape pays the compilation)")
     known, _ = parser.parse_known_args(argv)  # --run first: it decides the model's own options
     module = model_cli(run_model_type(known.run))
     module.add_arguments(parser)
@@ -68,6 +71,8 @@ def parse_args(argv=None):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UserError(f"--{name} must be a positive integer, got {value}")
+    if args.xla and not (args.width or args.height or args.tile):
+        raise UserError("--xla applies to canvas rendering: give --width/--height (or --tile) as well")
     module.check_arguments(args)
     return args, module
 
@@ -96,7 +101,8 @@ def render(model, checkpoint, args) -> int:
     width, height = args.width or native_width, args.height or native_height
     extension = {"png": "png", "tiff": "tif", "dzi": "dzi"}[args.format]
     out = Path(args.out) if args.out else Path(args.run) / "generated" / f"canvas_{width}x{height}_seed{args.seed}.{extension}"
-    renderer = model.canvas_renderer(width, height, args.seed, panorama=args.panorama, checkpoint=str(checkpoint))
+    renderer = model.canvas_renderer(width, height, args.seed, panorama=args.panorama, checkpoint=str(checkpoint),
+                                     xla=args.xla)
     written = render_canvas(renderer, out, width, height, tile=args.tile, batch=args.batch, fmt=args.format)
     print(f"wrote {written} ({width} x {height}, from {checkpoint})")
     return 0

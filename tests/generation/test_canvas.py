@@ -212,3 +212,41 @@ def test_peak_memory_does_not_grow_with_the_canvas(tmp_path, tiny_cocogan_run):
         assert result.returncode == 0, result.stderr[-2000:]
         peaks.append(int(result.stdout.split()[-1]))
     assert peaks[1] - peaks[0] < MEMORY_GROWTH_LIMIT_KB, peaks
+
+
+TINY_NETWORKS = {
+    "cips": ["model.size=16", "model.hidden_size=16", "model.style_dim=16", "model.n_mlp=2",
+             "model.width_multiplier=0.03125"],
+    "infinitygan": ["model.ts_channels=[16,16,8]", "model.global_latent_dim=16", "model.local_latent_dim=8",
+                    "model.n_mlp=2"],
+}
+
+
+@pytest.mark.parametrize("model_type", ["cips", "infinitygan"])
+def test_xla_tiles_equal_the_plain_tiles(model_type, cocogan):
+    import keras
+
+    from tfcoord.config import load_config
+    from tfcoord.models import model_class, section_classes
+
+    config = load_config(model_type, section_classes(model_type), preset="tiny", overrides=TINY_NETWORKS[model_type])
+    keras.utils.set_random_seed(0)
+    model = model_class(model_type)(config)
+    model.build_networks()
+    width, height = 150, 110
+    plain = assemble(model.canvas_renderer(width, height, seed=5), width, height, 96, 2)
+    compiled = assemble(model.canvas_renderer(width, height, seed=5, xla=True), width, height, 96, 2)
+    # XLA fuses and reorders float32 operations: equal up to round-off (the untrained networks'
+    # outputs reach |12|: 5e-5 is 4e-6 of their range).
+    np.testing.assert_allclose(compiled, plain, rtol=1e-5, atol=5e-5)
+    # COCO-GAN's micro patches too
+    cocogan_model, _ = cocogan
+    np.testing.assert_allclose(assemble(cocogan_model.canvas_renderer(48, 40, seed=1, xla=True), 48, 40, 16, 3),
+                               assemble(cocogan_model.canvas_renderer(48, 40, seed=1), 48, 40, 16, 3), atol=1e-5)
+
+
+def test_xla_without_a_canvas_is_refused(tiny_cocogan_run):
+    from tfcoord.generate import parse_args
+
+    with pytest.raises(UserError, match="--xla applies to canvas rendering"):
+        parse_args(["--run", str(tiny_cocogan_run), "--xla"])

@@ -22,13 +22,15 @@ class CipsCanvas:
 
     tile_quantum = 1
 
-    def __init__(self, model, width: int, height: int, seed: int, panorama: bool = False, checkpoint: str = ""):
+    def __init__(self, model, width: int, height: int, seed: int, panorama: bool = False, checkpoint: str = "",
+                 xla: bool = False):
         cfg = model.config.model
         cylindrical = cfg.coordinate_system == "cylindrical"
         if panorama and not cylindrical:
             raise UserError("--panorama needs a CIPS run trained with model.coordinate_system=cylindrical "
                             "(e.g. the panorama_tiny preset)")
         self.model, self.width, self.height, self.seed, self.checkpoint = model, width, height, seed, checkpoint
+        self.xla = xla
         self.default_tile = min(256, max(cfg.size, 64))
         self.style = model.styles(model.latents(seed, 1))
 
@@ -45,7 +47,7 @@ class CipsCanvas:
         for (h, w), indices in by_shape.items():  # one network call per tile shape
             coords = np.stack([self.model.grid(h, w, tiles[i].top, tiles[i].left, self.height, self.width)
                                for i in indices])
-            rgb = self.model.render(np.repeat(self.style, len(indices), axis=0), coords)
+            rgb = self.model.render(np.repeat(self.style, len(indices), axis=0), coords, xla=self.xla)
             for i, image in zip(indices, rgb):
                 images[i] = image
         return images

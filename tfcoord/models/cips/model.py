@@ -287,16 +287,20 @@ class Cips(CoordinateGan):
     def _map(self):
         return tf.function(lambda z: self.generator_ema.map(z), reduce_retracing=True)
 
-    def _synthesis_function(self, rank: int, per_pixel: bool, with_noise: bool):
-        """A tf.function per input structure: shapes vary freely, ranks never (no unknown-rank traces)."""
-        key = (rank, per_pixel, with_noise)
+    def _synthesis_function(self, rank: int, per_pixel: bool, with_noise: bool, xla: bool = False):
+        """A tf.function per input structure: shapes vary freely, ranks never (no unknown-rank traces).
+
+        ``xla``: compiled with XLA (one compilation per input shape; the canvas engine's tiles
+        have few distinct shapes)."""
+        key = (rank, per_pixel, with_noise, xla)
         if key not in self._synthesis_functions:
             generator = self.generator_ema
 
             def synthesize(style, coords, noise=None):
                 return generator.synthesize(style, coords, noise=noise, training=False)
 
-            self._synthesis_functions[key] = tf.function(synthesize, reduce_retracing=True)
+            self._synthesis_functions[key] = tf.function(synthesize, reduce_retracing=True,
+                                                         jit_compile=True if xla else None)
         return self._synthesis_functions[key]
 
     def check_coords(self, coords, what="coords"):
@@ -336,7 +340,8 @@ class Cips(CoordinateGan):
             raise UserError("style must be finite (found NaN or infinity)")
         return style.astype("float32")
 
-    def render(self, style, coords, noise=None, pixels_per_call: int = DEFAULT_PIXELS_PER_CALL) -> np.ndarray:
+    def render(self, style, coords, noise=None, pixels_per_call: int = DEFAULT_PIXELS_PER_CALL,
+               xla: bool = False) -> np.ndarray:
         """RGB of G_ema at arbitrary coordinates (eval mode), at most ``pixels_per_call`` pixels per call.
 
         Args:
@@ -344,6 +349,8 @@ class Cips(CoordinateGan):
             coords: (B, H, W, C) grid or (B, N, C) point set (C = model.coord_dim).
             noise: ``None`` (no per-pixel noise: deterministic, tileable) or an explicit array
                 (B, ..., L) with L = ``generator_ema.num_noise_layers``.
+            pixels_per_call: the most pixels per network call (bounds memory).
+            xla: run the synthesis network compiled with XLA.
 
         Calls take whole images (several when they are small) or row bands / point ranges of
         one image: since each pixel depends only on its coordinate and style, the result does
@@ -364,7 +371,7 @@ class Cips(CoordinateGan):
             batch_step, row_step = max(1, pixels_per_call // image_pixels), axis_len
         else:  # bands of rows (or runs of points) of one image per call
             batch_step, row_step = 1, max(1, pixels_per_call // row_pixels)
-        synthesize = self._synthesis_function(coords.ndim, per_pixel, noise is not None)
+        synthesize = self._synthesis_function(coords.ndim, per_pixel, noise is not None, xla)
         out = np.empty(coords.shape[:-1] + (3,), "float32")
         for b in range(0, batch, batch_step):
             images = slice(b, b + batch_step)
@@ -415,11 +422,11 @@ class Cips(CoordinateGan):
         return np.clip(self.generate(self.latents(seed, num)), -1.0, 1.0)
 
     # -- canvas and export ------------------------------------------------------------
-    def canvas_renderer(self, width, height, seed, panorama=False, checkpoint=""):
+    def canvas_renderer(self, width, height, seed, panorama=False, checkpoint="", xla=False):
         """This model on the canvas engine (see :mod:`tfcoord.models.cips.canvas`)."""
         from tfcoord.models.cips.canvas import CipsCanvas
 
-        return CipsCanvas(self, width, height, seed, panorama=panorama, checkpoint=checkpoint)
+        return CipsCanvas(self, width, height, seed, panorama=panorama, checkpoint=checkpoint, xla=xla)
 
     def serving_functions(self, patch_size=None):
         """``generate_patch(z, coords)``, ``map_latent(z)`` and ``synthesize(style, coords)`` (tensorflow.md §12).

@@ -21,7 +21,8 @@ from tfcoord.errors import UserError
 class CocoGanCanvas:
     """Renderer for :func:`tfcoord.generation.canvas.render_canvas`."""
 
-    def __init__(self, model, width: int, height: int, seed: int, panorama: bool = False, checkpoint: str = ""):
+    def __init__(self, model, width: int, height: int, seed: int, panorama: bool = False, checkpoint: str = "",
+                 xla: bool = False):
         geometry = model.geometry
         if panorama and geometry.system != "cylindrical":
             raise UserError("--panorama needs a COCO-GAN trained with model.coordinate_system=cylindrical "
@@ -34,6 +35,7 @@ class CocoGanCanvas:
         self.row_offset = (rows - geometry.micro_rows) // 2
         self.col_offset = 0 if geometry.system == "cylindrical" else (cols - geometry.micro_cols) // 2
         self.z = model.latents(seed, 1)
+        self.generate_patches = model._generate_patches_xla if xla else model._generate_patches
 
     def describe(self) -> dict:
         return {"model": "cocogan", "checkpoint": self.checkpoint, "seed": self.seed, "micro": self.micro,
@@ -51,7 +53,7 @@ class CocoGanCanvas:
     def render(self, tiles):
         grids = [self.micro_coords(t) for t in tiles]
         coords = np.concatenate([g.reshape(-1, g.shape[-1]) for g in grids])
-        patches = np.asarray(self.model._generate_patches(np.repeat(self.z, len(coords), 0), coords))
+        patches = np.asarray(self.generate_patches(np.repeat(self.z, len(coords), 0), coords))
         images, start = [], 0
         for tile, grid in zip(tiles, grids):
             count = grid.shape[0] * grid.shape[1]

@@ -321,6 +321,11 @@ class CocoGan(CoordinateGan):
     def _generate_patches(self, z, coords):
         return self.generator([z, coords], training=False)
 
+    @tf.function(reduce_retracing=True, jit_compile=True)
+    def _generate_patches_xla(self, z, coords):
+        """:meth:`_generate_patches` compiled with XLA (``python -m tfcoord.generate ... --xla``)."""
+        return self.generator([z, coords], training=False)
+
     def sample_images(self, seed, num):
         return self.generate_full(self.latents(seed, num))
 
@@ -349,9 +354,9 @@ class CocoGan(CoordinateGan):
         coords_est = self.spatial_head(features, training=False)
         return self.generate_full(np.asarray(z_est)), np.asarray(z_est), np.asarray(coords_est)
 
-    def canvas_renderer(self, width, height, seed, panorama=False, checkpoint=""):
+    def canvas_renderer(self, width, height, seed, panorama=False, checkpoint="", xla=False):
         """This model on the canvas engine (see :mod:`tfcoord.models.cocogan.canvas`)."""
         from tfcoord.models.cocogan.canvas import CocoGanCanvas
 
-        return CocoGanCanvas(self, width, height, seed, panorama=panorama, checkpoint=checkpoint)
+        return CocoGanCanvas(self, width, height, seed, panorama=panorama, checkpoint=checkpoint, xla=xla)
 

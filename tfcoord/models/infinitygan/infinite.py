@@ -229,9 +229,10 @@ def check_latent(name: str, value, shape: tuple) -> np.ndarray:
     return array
 
 
-def _renderers(model):
-    """Compiled patch functions, cached on the model (plain w+, and style fusion)."""
-    cache = model.__dict__.setdefault("_canvas_renderers", {})
+def _renderers(model, xla: bool = False):
+    """Compiled patch functions, cached on the model (plain w+, and style fusion); ``xla``: the
+    patch functions compiled with XLA (one compilation per batch size)."""
+    cache = model.__dict__.setdefault("_canvas_renderers", {}).setdefault(bool(xla), {})
     if cache:
         return cache
     import tensorflow as tf
@@ -241,13 +242,15 @@ def _renderers(model):
     texture = generator.texture
     rgb_slots = texture.rgb_style_indices()
 
-    @tf.function(reduce_retracing=True)
+    jit_compile = True if xla else None
+
+    @tf.function(reduce_retracing=True, jit_compile=jit_compile)
     def render(global_latent, wplus, local_latent, coords, noises):
         structure = generator.structure(global_latent, local_latent, coords)
         conv_styles, rgb_styles = texture.styles_from_wplus(wplus)
         return texture.synthesize(structure, conv_styles, rgb_styles, noises if noises else None)
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, jit_compile=jit_compile)
     def render_fused(centre_latents, centre_wplus, ss_map, conv_maps, local_latent, coords, noises):
         # Spatial style fusion (models.md §4.9): per-position mixtures of the centres' styles.
         ss_style = ops.einsum("bhwk,bkd->bhwd", ss_map, centre_latents)
@@ -287,7 +290,7 @@ class PatchRenderer:
     """Renders patches (row, col) of one canvas: its latents, its style(s) and, for fusion, its style maps."""
 
     def __init__(self, model, plan: CanvasPlan, latents: CanvasLatents, styles, fusion_blur: int = 127,
-                 fusion_blur_type: str = "mean"):
+                 fusion_blur_type: str = "mean", xla: bool = False):
         from tfcoord.models.infinitygan import fusion
 
         self.model, self.plan, self.latents, self.geometry = model, plan, latents, plan.geometry
@@ -306,7 +309,7 @@ class PatchRenderer:
             if self.fused else None
         self.centre_latents = np.stack([c.global_latent for c in styles])  # (K, D)
         self.centre_wplus = np.stack([c.wplus for c in styles])  # (K, n_latent, D)
-        self.renderers = _renderers(model)
+        self.renderers = _renderers(model, xla)
         # Rendered patches kept for neighbouring tiles of the canvas engine (0 = no cache).
         self.cache, self.cache_patches = collections.OrderedDict(), 0
 
@@ -441,13 +444,14 @@ class CanvasRenderer:
     """
 
     def __init__(self, model, width: int, height: int, seed: int, panorama: bool = False, checkpoint: str = "",
-                 batch_patches: int = 4):
+                 batch_patches: int = 4, xla: bool = False):
         self.model, self.seed, self.checkpoint, self.batch_patches = model, int(seed), checkpoint, batch_patches
         self.plan = CanvasPlan(model.geometry, int(height), int(width), panorama)
         self.tile_quantum = model.geometry.pixel_step
         self.default_tile = 4 * model.geometry.pixel_step
         latents = CanvasLatents(model, self.plan, seed)
-        self.patch_renderer = PatchRenderer(model, self.plan, latents, [StyleCentre(model.global_latents(seed, 1)[0])])
+        self.patch_renderer = PatchRenderer(model, self.plan, latents, [StyleCentre(model.global_latents(seed, 1)[0])],
+                                            xla=xla)
 
     def describe(self) -> dict:
         g = self.model.geometry

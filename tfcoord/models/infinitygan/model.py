@@ -333,11 +333,11 @@ class InfinityGan(CoordinateGan):
         model = self.config.model
         return model.full_size / model.extra_pre_resize if model.extra_pre_resize else 1.0
 
-    def canvas_renderer(self, width, height, seed, panorama=False, checkpoint=""):
+    def canvas_renderer(self, width, height, seed, panorama=False, checkpoint="", xla=False):
         """Renderer for the canvas engine (``python -m tfcoord.generate --run RUN --width W --height H``)."""
         from tfcoord.models.infinitygan.infinite import CanvasRenderer
 
-        return CanvasRenderer(self, width, height, seed, panorama=panorama, checkpoint=checkpoint)
+        return CanvasRenderer(self, width, height, seed, panorama=panorama, checkpoint=checkpoint, xla=xla)
 
     # -- export ------------------------------------------------------------------------------------
     def serving_functions(self, patch_size=None):
