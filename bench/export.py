@@ -33,7 +33,7 @@ from bench.common import REPO, machine_info, markdown_table, memory, report, run
 MODELS = [("cocogan", "tiny", ()), ("cocogan", "celeba64", ()), ("cips", "tiny", ()), ("infinitygan", "tiny", ()),
           ("gawwn", "tiny", ())]
 QUICK_MODELS = [("cocogan", "tiny", ())]
-TILEABLE = ("cocogan", "cips")  # export.client builds all their inputs (not InfinityGAN's windows; GAWWN: no tiles)
+TILEABLE = ("cocogan", "cips", "infinitygan")  # export.client tiles them (GAWWN draws whole images: no tiles)
 QUANTIZATIONS = ("none", "float16", "dynamic-int8")
 LATENCY_RUNS = 50  # --quick: 15
 ACCURACY_PATCHES = 16

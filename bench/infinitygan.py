@@ -139,12 +139,18 @@ def summarize(patch, canvas, machine):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench.infinitygan", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs; 4096 x 4096 with a narrow generator")
+    parser.add_argument("--canvases", help="comma-separated HxW canvases to render (default "
+                        + ",".join(f"{h}x{w}" for h, w in CANVASES) + "); 'none' for the patch rows only")
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "infinitygan.json"), help="JSON output")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one workload and report it
     args = parser.parse_args(argv)
     if args.worker:
         return run_child(json.loads(args.worker))
     machine, plan = machine_info(), workloads(args.quick)
+    if args.canvases:
+        sizes = [] if args.canvases == "none" else [tuple(int(v) for v in item.split("x"))
+                                                    for item in args.canvases.split(",")]
+        plan["canvas"] = [{"kind": "canvas", "height": h, "width": w, "narrow": False} for h, w in sizes]
     results, count = {}, sum(map(len, plan.values()))
     for group, specs in plan.items():
         results[group] = []
