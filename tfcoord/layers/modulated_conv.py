@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 from tfcoord.layers.stylegan import EqualLinear
@@ -48,7 +49,8 @@ def _interleave(even, odd, axis: int):
     pad = [[0, 0]] * 4
     pad[axis] = [0, 1]
     odd = ops.pad(odd, pad)
-    stacked = ops.stack([even, odd], axis=axis + 1)
+    # concatenate, not stack: TFLite's PACK is not an XNNPACK op and would split the graph.
+    stacked = ops.concatenate([ops.expand_dims(even, axis + 1), ops.expand_dims(odd, axis + 1)], axis=axis + 1)
     shape = ops.shape(even)
     new_shape = [shape[0], shape[1], shape[2], shape[3]]
     new_shape[axis] = 2 * shape[axis]
@@ -70,13 +72,15 @@ def upsample_linear(x):
 
 
 def blur_121(x):
-    """``[1,2,1]^T [1,2,1] / 16 * 4`` FIR filter, ``valid`` (n -> n - 2); separable, as slices.
+    """``[1,2,1]^T [1,2,1] / 16 * 4`` FIR filter, ``valid`` (n -> n - 2), as a depthwise conv.
 
-    The factor 4 compensates the zeros inserted by the stride-2 transposed conv.
+    The factor 4 compensates the zeros inserted by the stride-2 transposed conv. One
+    depthwise conv with a constant kernel instead of twelve shifted slices: faster in TF and
+    in TFLite (one XNNPACK op), and the same numbers up to round-off.
     """
-    height, width = ops.shape(x)[1], ops.shape(x)[2]
-    rows = x[:, :height - 2] * 0.5 + x[:, 1:height - 1] + x[:, 2:] * 0.5
-    return rows[:, :, :width - 2] * 0.5 + rows[:, :, 1:width - 1] + rows[:, :, 2:] * 0.5
+    kernel = np.outer([1.0, 2.0, 1.0], [1.0, 2.0, 1.0]) / 4.0
+    kernel = np.tile(kernel[:, :, None, None], (1, 1, int(x.shape[-1]), 1)).astype("float32")
+    return ops.depthwise_conv(x, ops.convert_to_tensor(kernel, dtype=x.dtype), strides=1, padding="valid")
 
 
 @keras.saving.register_keras_serializable(package="tfcoord")
