@@ -19,6 +19,7 @@ import keras
 from keras import ops
 
 from tfcoord.coords import gawwn_map_cell
+from tfcoord.layers.transposed_conv import LoweredConv2DTranspose
 
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
@@ -30,10 +31,13 @@ def conv(filters, kernel, stride=1, padding="same", name=None):
                                bias_initializer="zeros")
 
 
-def deconv(filters, kernel, stride=1, padding="same", name=None):
-    return keras.layers.Conv2DTranspose(filters, kernel, strides=stride, padding=padding, name=name,
-                                        kernel_initializer=keras.initializers.RandomNormal(0.0, 0.02),
-                                        bias_initializer="zeros")
+def deconv(filters, kernel, stride=1, padding="same", name=None, lowering=None):
+    """Transposed conv; ``lowering`` "matmul" / "subpixel" computes it as ordinary ops (same variables)."""
+    options = dict(strides=stride, padding=padding, name=name, bias_initializer="zeros",
+                   kernel_initializer=keras.initializers.RandomNormal(0.0, 0.02))
+    if lowering is not None:
+        return LoweredConv2DTranspose(filters, kernel, lowering=lowering, **options)
+    return keras.layers.Conv2DTranspose(filters, kernel, **options)
 
 
 def batch_norm(name=None):

@@ -64,7 +64,8 @@ def _upsample_to_rgb(x, channels, name):
     """Factor-2 transposed convolutions through ``channels`` (BN, ReLU), then one to RGB and tanh."""
     for width in channels:
         x = _relu(batch_norm(name("bn"))(deconv(width, 4, 2, name=name("deconv"))(x)))
-    return ops.tanh(deconv(3, 4, 2, name=name("to_rgb"))(x))
+    # As a sub-pixel conv: mobile deconvolution kernels are slow for 3 output channels.
+    return ops.tanh(deconv(3, 4, 2, name=name("to_rgb"), lowering="subpixel")(x))
 
 
 def box_generator(cfg, text_dim: int, name="box_generator"):
@@ -84,7 +85,8 @@ def box_generator(cfg, text_dim: int, name="box_generator"):
     g = _relu(batch_norm(name_of("global_bn"))(conv(4 * ngf, 4, 1, "valid", name=name_of("global_conv"))(g)))
     z_global = _relu(linear(4 * ngf, cfg.z_dim, name="global_noise_projection")(z))
     g = _relu(ops.concatenate([ops.reshape(z_global, (-1, 1, 1, 4 * ngf)), g], axis=-1))
-    g = _relu(batch_norm(name_of("global_bn"))(deconv(8 * ngf, 4, 1, "valid", name=name_of("global_deconv"))(g)))
+    g = _relu(batch_norm(name_of("global_bn"))(deconv(8 * ngf, 4, 1, "valid", name=name_of("global_deconv"),
+                                                           lowering="matmul")(g)))
     for width in (4 * ngf, 2 * ngf):
         g = _relu(batch_norm(name_of("global_bn"))(deconv(width, 4, 2, name=name_of("global_deconv"))(g)))
 
@@ -92,7 +94,8 @@ def box_generator(cfg, text_dim: int, name="box_generator"):
     z_local = linear(4 * ngf, cfg.z_dim, name="local_noise_projection")(z)
     local = _relu(ops.concatenate([z_local, text_features], axis=-1))
     local = ops.reshape(local, (-1, 1, 1, 8 * ngf))
-    local = batch_norm(name_of("local_bn"))(deconv(8 * ngf, 4, 1, "valid", name=name_of("local_deconv"))(local))
+    local = batch_norm(name_of("local_bn"))(deconv(8 * ngf, 4, 1, "valid", name=name_of("local_deconv"),
+                                                         lowering="matmul")(local))
     local = _residual(local, 2 * ngf, 8 * ngf, lambda k: name_of(f"local_res_{k}"))
     local = batch_norm(name_of("local_bn"))(deconv(4 * ngf, 4, 2, name=name_of("local_deconv"))(local))
     local = _residual(local, ngf, 4 * ngf, lambda k: name_of(f"local_res_{k}"))
@@ -189,7 +192,8 @@ def keypoint_generator(cfg, text_dim: int, num_parts: int, name="keypoint_genera
     g = _relu(batch_norm(name_of("global_bn"))(conv(4 * ngf, 4, 1, "valid", name=name_of("global_conv"))(g)))
     nt = _relu(batch_norm("global_linear_bn")(linear(4 * ngf, 8 * ngf, name="global_linear")(noise_text)))
     g = ops.concatenate([ops.reshape(nt, (-1, 1, 1, 4 * ngf)), g], axis=-1)
-    g = _relu(batch_norm(name_of("global_bn"))(deconv(4 * ngf, 4, 1, "valid", name=name_of("global_deconv"))(g)))
+    g = _relu(batch_norm(name_of("global_bn"))(deconv(4 * ngf, 4, 1, "valid", name=name_of("global_deconv"),
+                                                           lowering="matmul")(g)))
     for width in (2 * ngf, ngf):
         g = _relu(batch_norm(name_of("global_bn"))(deconv(width, 4, 2, name=name_of("global_deconv"))(g)))
 
