@@ -5,7 +5,7 @@
 
 For each model (untrained weights: they do not change the cost) one process exports a
 SavedModel and three TFLite files (float32, float16, dynamic-range int8; batch 1) and
-times one patch (batch 1, median after warm-up) through Keras eager (the serving
+times one patch (batch 1, median after warm-up; the paths take turns call by call) through Keras eager (the serving
 function's Python body), ``tf.function``, the SavedModel signature (TF2 loader) and
 each TFLite file (ai_edge_litert, 2 threads); accuracy is the max abs difference and
 PSNR (peak-to-peak 2) against Keras eager over 16 random patches. Another process per
@@ -35,7 +35,7 @@ MODELS = [("cocogan", "tiny", ()), ("cocogan", "celeba64", ()), ("cips", "tiny",
 QUICK_MODELS = [("cocogan", "tiny", ())]
 TILEABLE = ("cocogan", "cips", "infinitygan")  # export.client tiles them (GAWWN draws whole images: no tiles)
 QUANTIZATIONS = ("none", "float16", "dynamic-int8")
-LATENCY_RUNS = 50  # --quick: 15
+LATENCY_RUNS = 200  # --quick: 15; the paths take turns, one call each
 ACCURACY_PATCHES = 16
 CLIENT_CANVAS = (256, 256)
 CLIENT_BATCH, CLIENT_IN_FLIGHT = 16, 4
@@ -58,15 +58,18 @@ def build_run(model_type, preset, overrides, run_dir):
     return model
 
 
-def median_ms(call, sample, runs):
-    for _ in range(3):
-        call(sample)
-    times = []
+def median_ms(paths, sample, runs):
+    """Median ms per call of each path, the paths taking turns so that drifting load hits all alike."""
+    for call in paths.values():
+        for _ in range(3):
+            call(sample)
+    times = {name: [] for name in paths}
     for _ in range(runs):
-        start = time.perf_counter()
-        call(sample)
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+        for name, call in paths.items():
+            start = time.perf_counter()
+            call(sample)
+            times[name].append(time.perf_counter() - start)
+    return {name: 1000 * statistics.median(values) for name, values in times.items()}
 
 
 def folder_bytes(path) -> int:
@@ -110,10 +113,11 @@ def latency_workload(model_type, preset, overrides, runs):
         samples = [example_inputs(model, description, "generate_patch", 1, seed) for seed in range(ACCURACY_PATCHES)]
         reference = [paths["Keras eager"](s) for s in samples]
         rows = []
+        latency = median_ms(paths, samples[0], runs)
         for name, call in paths.items():
             diffs = [np.asarray(call(s), "float64") - r for s, r in zip(samples, reference)]
             mse = float(np.mean([np.mean(np.square(d)) for d in diffs]))
-            rows.append({"path": name, "ms_per_patch": median_ms(call, samples[0], runs),
+            rows.append({"path": name, "ms_per_patch": latency[name],
                          "max_abs_diff": float(max(np.abs(d).max() for d in diffs)),
                          "psnr_db": math.inf if mse == 0 else 10 * math.log10(4.0 / mse),
                          "bytes": sizes.get(name)})
@@ -193,8 +197,9 @@ def summarize(latency, client, machine):
         verdict = "met" if f32["speedup_vs_savedmodel"] >= GOAL_SPEEDUP else "NOT met"
         goals.append(f"{r['model_type']} {r['preset']}: TFLite float32 {f32['speedup_vs_savedmodel']:.1f}x faster "
                      f"per patch than the SavedModel signature (goal {GOAL_SPEEDUP:.0f}x: {verdict}).")
-    notes = ["Per-patch latency at batch 1, median after 3 warm-up calls; accuracy vs Keras eager over "
-             f"{ACCURACY_PATCHES} random patches (PSNR with peak-to-peak 2); size = SavedModel folder or .tflite file.",
+    notes = ["Per-patch latency at batch 1, median of the calls after 3 warm-up calls, the paths taking turns; "
+             f"accuracy vs Keras eager over {ACCURACY_PATCHES} random patches (PSNR with peak-to-peak 2); "
+             "size = SavedModel folder or .tflite file.",
              "Client: export.client render() into memory, after a warm-up render; the stand-in servers run in the "
              "client's process and share its 2 cores.",
              f"{machine['cpu']}, {machine['cores']} cores, TF {machine['tensorflow']}; 1-minute load average at "
