@@ -34,7 +34,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from tfcoord.layers.stylegan import SQRT2, EqualLinear, fused_leaky_relu
+from tfcoord.layers.stylegan import SQRT2, EqualLinear, fir_filter, fused_leaky_relu
 
 BLUR_TAPS = (1.0, 3.0, 3.0, 1.0)
 MAX_CHANNELS = 512
@@ -72,17 +72,8 @@ def official_infinitygan_stddev_group(batch_size: int) -> int:
 
 
 def blur(x, pad: tuple[int, int], taps=BLUR_TAPS):
-    """FIR blur ``outer(taps, taps) / sum(taps)^2`` after zero padding ``pad`` (StyleGAN2 upfirdn2d).
-
-    The kernel is symmetric, so upfirdn2d's kernel flip does not matter. A depthwise
-    ``valid`` convolution with a constant kernel (faster on CPU than shifted slices, and
-    differentiable twice for R1).
-    """
-    x = ops.pad(x, [[0, 0], [pad[0], pad[1]], [pad[0], pad[1]], [0, 0]])
-    kernel = np.outer(taps, taps) / float(sum(taps)) ** 2
-    channels = int(x.shape[-1])
-    kernel = np.tile(kernel[:, :, None, None], (1, 1, channels, 1)).astype("float32")
-    return ops.depthwise_conv(x, ops.convert_to_tensor(kernel, dtype=x.dtype), strides=1, padding="valid")
+    """StyleGAN2's ``[1,3,3,1]`` downsampling blur after zero padding ``pad`` (:func:`fir_filter`)."""
+    return fir_filter(x, taps, pad)
 
 
 @keras.saving.register_keras_serializable(package="tfcoord")
