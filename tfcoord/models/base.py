@@ -10,6 +10,19 @@ from __future__ import annotations
 import numpy as np
 
 
+def step_seed(run_seed: int, step, split: int = 0):
+    """The stateless seed (2,) int64 of training step ``step`` of a run seeded ``run_seed``, or
+    with ``split`` that many independent seeds (split, 2) drawn from it.
+
+    Every random draw of a step depends on (run seed, step) only, so a resumed run and
+    every replica draw the same numbers as an uninterrupted single-device run.
+    """
+    import tensorflow as tf  # the training side is TensorFlow; keep the model interface importable without it
+
+    seed = tf.stack([tf.constant(run_seed, tf.int64), tf.cast(step, tf.int64)])
+    return tf.random.experimental.stateless_split(seed, split) if split else seed
+
+
 class CoordinateGan:
     """Base class of tfcoord models.
 

@@ -25,7 +25,7 @@ from keras import ops
 from tfcoord.coords import cips_tile_coords, cylinder_angle, cylindrical, linear_position
 from tfcoord.errors import UserError
 from tfcoord.layers.stylegan_discriminator import StyleGan2Discriminator
-from tfcoord.models.base import CoordinateGan
+from tfcoord.models.base import CoordinateGan, step_seed
 from tfcoord.models.cips.config import MAX_OUTPUT_PIXELS, MAX_OUTPUT_SIDE
 from tfcoord.models.cips.generator import CipsGenerator
 
@@ -154,8 +154,7 @@ class Cips(CoordinateGan):
     def step_inputs(self, step, global_batch_size):
         cfg = self.config
         model = cfg.model
-        seed = tf.stack([tf.constant(cfg.train.seed, tf.int64), tf.cast(step, tf.int64)])
-        seeds = tf.random.experimental.stateless_split(seed, 6)
+        seeds = step_seed(cfg.train.seed, step, 6)
         batch, side = global_batch_size, model.training_size
         inputs = {
             "z_d": tf.random.stateless_normal([batch, model.style_dim], seeds[0]),

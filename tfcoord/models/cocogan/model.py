@@ -18,7 +18,7 @@ from keras import ops
 
 from tfcoord.coords import CocoGanCoordinates, crop_patches, merge_patches
 from tfcoord.errors import UserError
-from tfcoord.models.base import CoordinateGan
+from tfcoord.models.base import CoordinateGan, step_seed
 from tfcoord.models.cocogan.discriminator import CocoGanDiscriminator, PredictionHead
 from tfcoord.models.cocogan.generator import CocoGanGenerator
 
@@ -152,8 +152,7 @@ class CocoGan(CoordinateGan):
     # -- training --------------------------------------------------------------------
     def step_inputs(self, step, global_batch_size):
         cfg = self.config
-        seed = tf.stack([tf.constant(cfg.train.seed, tf.int64), tf.cast(step, tf.int64)])
-        seeds = tf.random.experimental.stateless_split(seed, 6)
+        seeds = step_seed(cfg.train.seed, step, 6)
         batch = global_batch_size
         size = cfg.model.macro_size
         inputs = {

@@ -38,7 +38,7 @@ from keras import ops
 from tfcoord.data.gawwn.captions import tokenize_all
 from tfcoord.data.gawwn.parts import flip_order, part_names
 from tfcoord.errors import UserError
-from tfcoord.models.base import CoordinateGan
+from tfcoord.models.base import CoordinateGan, step_seed
 from tfcoord.models.gawwn import networks
 from tfcoord.models.gawwn.blocks import keypoint_maps
 from tfcoord.models.gawwn.text_encoder import CharCnnGru, HashedNgramEncoder, ImageEncoder, joint_embedding_loss
@@ -196,8 +196,7 @@ class Gawwn(CoordinateGan):
     # -- training ------------------------------------------------------------------------
     def step_inputs(self, step, global_batch_size):
         cfg = self.config
-        seed = tf.stack([tf.constant(cfg.train.seed, tf.int64), tf.cast(step, tf.int64)])
-        seeds = tf.random.experimental.stateless_split(seed, 5)
+        seeds = step_seed(cfg.train.seed, step, 5)
         batch = global_batch_size
         inputs = {
             "z": tf.random.stateless_normal([batch, cfg.model.z_dim], seeds[0]),

@@ -23,7 +23,7 @@ from keras import ops
 
 from tfcoord.coords import InfinityGanCoordinates, crop_patches
 from tfcoord.errors import UserError
-from tfcoord.models.base import CoordinateGan
+from tfcoord.models.base import CoordinateGan, step_seed
 from tfcoord.models.infinitygan import losses
 from tfcoord.models.infinitygan.discriminator import build_discriminator
 from tfcoord.models.infinitygan.generator import build_generator
@@ -129,8 +129,7 @@ class InfinityGan(CoordinateGan):
 
     def step_inputs(self, step, global_batch_size):
         cfg, batch = self.config, global_batch_size
-        seed = tf.stack([tf.constant(cfg.train.seed, tf.int64), tf.cast(step, tf.int64)])
-        seeds = iter(tf.unstack(tf.random.experimental.stateless_split(seed, 64)))
+        seeds = iter(tf.unstack(step_seed(cfg.train.seed, step, 64)))
         model_cfg, geometry, coords = cfg.model, self.geometry, self.coordinates
         # Diversity pairs: odd samples copy z_g and the coordinates of the even sample before them.
         pair_source = (tf.range(batch) // 2) * 2

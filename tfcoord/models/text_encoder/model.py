@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from tfcoord.data.gawwn.captions import tokenize_all
 from tfcoord.errors import UserError
-from tfcoord.models.base import CoordinateGan
+from tfcoord.models.base import CoordinateGan, step_seed
 from tfcoord.models.gawwn.model import average, gather_features
 from tfcoord.models.gawwn.text_encoder import CharCnnGru, ImageEncoder, joint_embedding_loss
 
@@ -62,7 +62,7 @@ class TextEncoderModel(CoordinateGan):
         return dict(self.network_items(), optimizer=self.optimizer)
 
     def step_inputs(self, step, global_batch_size):
-        seed = tf.stack([tf.constant(self.config.train.seed, tf.int64), tf.cast(step, tf.int64)])
+        seed = step_seed(self.config.train.seed, step)
         return {"caption_keys": tf.random.stateless_uniform([global_batch_size, self.config.loss.max_captions], seed)}
 
     def _chosen_tokens(self, batch):
