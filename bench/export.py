@@ -9,10 +9,10 @@ times one patch (batch 1; median of 200 calls, the paths taking turns in 10 roun
 calls) through Keras eager (the serving function's Python body), ``tf.function``, the
 SavedModel signature (TF2 loader) and each TFLite file (ai_edge_litert, 2 threads); the
 TFLite/SavedModel ratio is also given per round (its spread shows the noise); accuracy is
-the max abs difference and PSNR (peak-to-peak 2) against Keras eager over 16 random patches. Another process per
-model renders a canvas with export.client through the gRPC and REST stand-in servers
-(export/testing.py, in the same process), the local SavedModel and a TFLite file with
-the client's batch, and reports tiles per second. Goal (issue 6): TFLite float32 at
+the max abs difference and PSNR (peak-to-peak 2) against Keras eager over 16 random
+patches. Another process per model renders a canvas with export.client through the gRPC
+and REST stand-in servers (export/testing.py, in the same process), the local SavedModel
+and a TFLite file with the client's batch, and reports tiles per second. Goal (issue 6): TFLite float32 at
 least 3x faster per patch than the SavedModel signature.
 """
 

@@ -1,7 +1,7 @@
 """Transposed convolutions computed as a matmul or as a sub-pixel convolution.
 
 Two transposed convolutions of DCGAN-style generators run badly on mobile CPU kernels
-(XNNPACK's deconvolution, measured in ``bench/export.py``): the projection of a 1 x 1 map
+(XNNPACK's deconvolution, timed on this CPU): the projection of a 1 x 1 map
 to k x k (``valid``; 4-5x slower than the equal matmul) and the last k = 4, stride-2 layer
 to 3 RGB channels (5x slower than the equal sub-pixel convolution). Both are linear maps
 that ordinary ops compute exactly, so :class:`LoweredConv2DTranspose` keeps the variables
@@ -28,18 +28,20 @@ _SUBPIXEL_TAPS = {0: (3, 1, None), 1: (None, 2, 0)}
 LOWERINGS = ("matmul", "subpixel")
 
 
-def _subpixel_index_table(kernel_size: int = 4) -> np.ndarray:
-    """(3, 3, 2, 2) indices into the flattened k x k taps (k * k = a zero tap) of each window/phase."""
-    zero = kernel_size * kernel_size
-    table = np.full((3, 3, 2, 2), zero, np.int32)
+def _subpixel_index_table() -> np.ndarray:
+    """(3, 3, 2, 2) indices into the 16 flattened 4 x 4 taps (16 = a zero tap) of each window row/column and phase."""
+    table = np.full((3, 3, 2, 2), 16, np.int32)
     for a in range(3):
         for b in range(3):
             for dy in range(2):
                 for dx in range(2):
                     ty, tx = _SUBPIXEL_TAPS[dy][a], _SUBPIXEL_TAPS[dx][b]
                     if ty is not None and tx is not None:
-                        table[a, b, dy, dx] = ty * kernel_size + tx
+                        table[a, b, dy, dx] = ty * 4 + tx
     return table
+
+
+_SUBPIXEL_INDEX = _subpixel_index_table()  # a constant: built once, not on every call
 
 
 @keras.saving.register_keras_serializable(package="tfcoord")
@@ -87,7 +89,7 @@ class LoweredConv2DTranspose(keras.layers.Conv2DTranspose):
         else:
             taps = ops.reshape(self.kernel, (kernel_h * kernel_w, filters, in_channels))
             taps = ops.concatenate([taps, ops.zeros((1, filters, in_channels), taps.dtype)], axis=0)
-            weights = ops.take(taps, _subpixel_index_table(kernel_h), axis=0)  # (3, 3, 2, 2, out, in)
+            weights = ops.take(taps, _SUBPIXEL_INDEX, axis=0)  # (3, 3, 2, 2, out, in)
             weights = ops.reshape(ops.transpose(weights, (0, 1, 5, 2, 3, 4)), (3, 3, in_channels, 4 * filters))
             phases = ops.conv(inputs, weights, padding="same")  # (B, h, w, (dy, dx, out))
             height = inputs.shape[1] if inputs.shape[1] is not None else ops.shape(inputs)[1]
