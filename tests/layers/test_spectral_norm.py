@@ -12,6 +12,7 @@ import pytest
 from keras import ops
 
 from tfcoord.layers import SNConv2D, SNDense
+from tfcoord.layers.spectral_norm import spectral_norm_layers
 
 tf_only = pytest.mark.skipif(
     keras.backend.backend() != "tensorflow", reason="gradients taken with tf.GradientTape"
@@ -103,6 +104,35 @@ def test_u_advances_only_in_training_with_update_u(kind):
     layer(x, training=True)
     assert np.max(np.abs(np.asarray(layer.u) - u0)) > 1e-3
 
+
+
+@pytest.mark.parametrize("kind", ["conv", "dense"])
+def test_an_inference_kernel_replaces_the_power_iteration_in_eval_mode_only(kind):
+    layer, x = sn_layer(kind)
+    weights_before = [w.path for w in layer.weights]
+    y_live = np.asarray(layer(x))
+    normalized = keras.Variable(layer.normalized_kernel(), trainable=False)
+    layer.use_inference_kernel(normalized)
+    np.testing.assert_allclose(np.asarray(layer(x)), y_live, rtol=0, atol=1e-6)
+    normalized.assign(ops.zeros_like(normalized))  # eval calls read it: only the bias is left
+    np.testing.assert_allclose(np.asarray(layer(x)), np.broadcast_to(np.asarray(layer.bias), y_live.shape), atol=0)
+    u0 = np.asarray(layer.u).copy()
+    y_train = layer(x, training=True)  # still w and u: advances u, ignores the zero kernel
+    assert np.max(np.abs(np.asarray(layer.u) - u0)) > 1e-6
+    assert np.max(np.abs(np.asarray(y_train))) > 0.1
+    assert [w.path for w in layer.weights] == weights_before  # not a weight: checkpoints unchanged
+    layer.use_inference_kernel(None)
+    np.testing.assert_allclose(np.asarray(layer(x)), np.asarray(layer(x, training=True, update_u=False)), atol=0)
+    with pytest.raises(ValueError, match="shape of w"):
+        layer.use_inference_kernel(ops.zeros((1, 5)))
+
+
+def test_spectral_norm_layers_are_found_at_any_depth():
+    inner = SNConv2D(4, 3, name="inner")
+    dense = SNDense(3, name="sn_dense")
+    model = keras.Sequential([keras.Input((6, 6, 2)), inner, keras.layers.Flatten(), keras.layers.Dense(8), dense])
+    assert spectral_norm_layers(model) == [inner, dense]
+    assert spectral_norm_layers(dense) == [dense]
 
 @tf_only
 def test_dense_gradient_flows_through_sigma():

@@ -20,6 +20,12 @@ in training mode, and a caller that evaluates the layer several times per step
 non-trainable `(1, out)` weight with `aggregation="mean"` so that it stays equal on
 all replicas of a `MirroredStrategy` (P13). The weights are named `w`, `b`, `u`, the
 names and layouts of the official COCO-GAN TF1 checkpoints (models.md §1.13).
+
+An eval-mode call repeats the power iteration and the division by σ, which for a
+served generator means reading every kernel four times per request.
+`use_inference_kernel(k)` hands the layer W/σ(W) computed once (the exporter passes a
+variable, see `export.saved_model.frozen_spectral_norm`); eval-mode calls then
+convolve with it directly, and training-mode calls still use `w` and `u`.
 """
 
 import keras
@@ -59,6 +65,7 @@ class _SpectralNormalized(keras.layers.Layer):
         self.use_bias = use_bias
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.grad_through_uv = grad_through_uv
+        self._inference_kernel = None
 
     def _build_sn_weights(self, kernel_shape):
         out = kernel_shape[-1]
@@ -85,10 +92,32 @@ class _SpectralNormalized(keras.layers.Layer):
         return kernel, sigma, u_next
 
     def _normalized_kernel(self, training, update_u):
+        if not training and self._inference_kernel is not None:
+            return self._inference_kernel
         kernel, sigma, u_next = self._power_iteration()
         if training and update_u:
             self.u.assign(u_next)
         return kernel / ops.cast(sigma, kernel.dtype)
+
+    def normalized_kernel(self):
+        """W/σ(W) with σ from one power iteration on the current u: the kernel of an eval-mode call."""
+        kernel, sigma, _ = self._power_iteration()
+        return kernel / ops.cast(sigma, kernel.dtype)
+
+    def use_inference_kernel(self, kernel):
+        """Make eval-mode calls use ``kernel`` (W/σ(W) computed once) instead of the power iteration.
+
+        ``kernel`` has the shape of ``w``, e.g. a variable holding ``normalized_kernel()``;
+        ``None`` restores the default. Training-mode calls are not affected. The kernel is
+        not a weight of the layer (checkpoints and ``weights`` are unchanged): it is kept
+        current by whoever passes it, e.g. for the length of an export.
+        """
+        if kernel is not None and tuple(kernel.shape) != tuple(self.kernel.shape):
+            raise ValueError(f"{self.name}: the inference kernel must have the shape of w, "
+                             f"{tuple(self.kernel.shape)}; got {tuple(kernel.shape)}")
+        # Set past Keras's and TensorFlow's attribute tracking: a variable here must not become
+        # a weight of the layer (a built layer refuses new state, and checkpoints would change).
+        object.__setattr__(self, "_inference_kernel", kernel)
 
     def sigma(self):
         """The σ(W) the next forward pass divides by (one iteration from the current u)."""
@@ -227,6 +256,12 @@ class SNDense(_SpectralNormalized):
         config = super().get_config()
         config["units"] = self.units
         return config
+
+
+def spectral_norm_layers(network) -> list:
+    """The spectrally normalised layers of a Keras layer or model, itself included, depth first."""
+    return [layer for layer in network._flatten_layers(include_self=True, recursive=True)
+            if isinstance(layer, _SpectralNormalized)]
 
 
 def _pair(value):
