@@ -1,4 +1,4 @@
-"""GAWWN's box warp: a spatial transformer built from gathers (Reed et al., NeurIPS 2016, §3.1).
+"""GAWWN's box warp: a spatial transformer as two batched matmuls (Reed et al., NeurIPS 2016, §3.1).
 
 GAWWN moves 16 x 16 feature maps into and out of bounding boxes with the spatial
 transformer of ``qassemoquab/stnbhwd`` (models.md §3.2):
@@ -14,13 +14,16 @@ The discriminator *crops* a box with ``theta`` (the box is stretched over the wh
 output); the generator *pastes* a map into the box with ``theta^-1`` (``CropInvert.lua``),
 leaving zeros outside it.
 
-The sampler gathers from the zero-padded, flattened map (tensorflow.md §10.1) instead
-of using ``ImageProjectiveTransformV3`` / ``keras.ops.image.affine_transform``, whose
-image gradient is wrong for scaling warps, which has no gradient for the transform and
-which does not convert to TFLite builtins (P11, P12). Here the gradients with respect to
-the features and to the box are exact (away from the kinks where a tap crosses a pixel,
-where like stnbhwd it is one-sided) and the graph converts to GATHER, FLOOR, ... .
-``keras.ops`` only: runs on every Keras backend.
+A box transform has no rotation or shear, so bilinear sampling separates into a row
+and a column interpolation matrix, each with two non-zero weights per row, applied as
+batched matmuls. ``ImageProjectiveTransformV3`` / ``keras.ops.image.affine_transform``
+are not used: their image gradient is wrong for scaling warps, they have no gradient for
+the transform and they do not convert to TFLite builtins (tensorflow.md P11, P12).
+Gathering the four taps from the flattened map (§10.1) gives the same numbers, but
+matmuls are faster in TensorFlow, above all in training (the backward pass of a gather is
+a scatter), and in TFLite they run inside XNNPACK, which has no GATHER. The gradients with respect
+to the features and to the box are exact (away from the kinks where a tap crosses a
+pixel, where like stnbhwd it is one-sided). ``keras.ops`` only: runs on every Keras backend.
 """
 
 from __future__ import annotations
@@ -66,64 +69,54 @@ def _grid(n: int, align_corners: bool):
     return (2.0 * ops.arange(n, dtype="float32") + 1.0) / float(n) - 1.0
 
 
-def affine_source_points(theta, height: int, width: int, align_corners: bool = True):
-    """Where each pixel of a (height, width) output reads: normalised (y, x), each (B, H, W).
+def interpolation_matrix(points, size: int, align_corners: bool = True):
+    """Bilinear weights ``(B, n, size)`` of normalised points ``(B, n)`` on an axis of ``size`` pixels.
 
-    The output grid is stnbhwd's corner-aligned ``-1 + 2 i / (n - 1)`` (quirk W1), or with
-    ``align_corners=False`` the pixel-centre grid ``-1 + (2 i + 1) / n``.
+    Row i holds the two taps of ``points[:, i]``: ``1 - f`` at pixel ``floor(p)`` and ``f`` at
+    ``floor(p) + 1`` (``p`` the pixel position, ``f`` its fraction); a tap outside the axis
+    has no column and reads 0. Corner aligned, normalised -1 and +1 are the centres of the
+    first and last pixel (``p = (y + 1) (size - 1) / 2``); otherwise the outer edges
+    (``p = ((y + 1) size - 1) / 2``).
     """
-    grid_y, grid_x = _grid(height, align_corners), _grid(width, align_corners)
-    grid_y = ops.reshape(ops.cast(grid_y, theta.dtype), (1, height, 1))
-    grid_x = ops.reshape(ops.cast(grid_x, theta.dtype), (1, 1, width))
-
-    def row(i):
-        coefficient = [ops.reshape(theta[:, i, k], (-1, 1, 1)) for k in range(3)]
-        return coefficient[0] * grid_y + coefficient[1] * grid_x + coefficient[2]
-
-    return row(0), row(1)
-
-
-def bilinear_sample(features, y, x, align_corners: bool = True):
-    """Bilinear samples of ``features`` (B, h, w, C) at normalised points ``y, x`` (B, H, W).
-
-    Corner aligned: normalised -1 is the centre of the first pixel and +1 the centre of the
-    last (pixel ``(y + 1) (h - 1) / 2``); otherwise -1 and +1 are the outer edges of the map
-    (pixel ``((y + 1) h - 1) / 2``). Every tap outside the map reads 0. Returns (B, H, W, C).
-    """
-    shape = ops.shape(features)
-    batch = shape[0]
-    height, width, channels = features.shape[1], features.shape[2], features.shape[3]
-    out_h, out_w = y.shape[1], y.shape[2]
-    # A one-pixel zero border: taps just outside read it, taps far outside are clipped onto it.
-    padded = ops.pad(features, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    flat = ops.reshape(padded, (-1, channels))
     if align_corners:
-        pixel_y, pixel_x = (y + 1.0) * (0.5 * (height - 1)), (x + 1.0) * (0.5 * (width - 1))
+        pixel = (points + 1.0) * (0.5 * (size - 1))
     else:
-        pixel_y, pixel_x = ((y + 1.0) * float(height) - 1.0) * 0.5, ((x + 1.0) * float(width) - 1.0) * 0.5
-    y0, x0 = ops.floor(pixel_y), ops.floor(pixel_x)
+        pixel = ((points + 1.0) * float(size) - 1.0) * 0.5
+    first = ops.floor(pixel)
     # Weights from the fractional part, not 1 - |p - tap|: abs'(0) = 0 would zero d/dbox at integer taps.
-    frac_y, frac_x = pixel_y - y0, pixel_x - x0
-    y0 = ops.cast(ops.clip(y0, -2.0, float(height + 1)), "int32")
-    x0 = ops.cast(ops.clip(x0, -2.0, float(width + 1)), "int32")
-    batch_offset = ops.reshape(ops.arange(batch, dtype="int32") * ((height + 2) * (width + 2)), (-1, 1, 1))
-    out = None
-    for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1)):
-        row = ops.clip(y0 + (dy + 1), 0, height + 1)
-        col = ops.clip(x0 + (dx + 1), 0, width + 1)
-        taps = ops.take(flat, ops.reshape(batch_offset + row * (width + 2) + col, (-1,)), axis=0)
-        weight = (frac_y if dy else 1.0 - frac_y) * (frac_x if dx else 1.0 - frac_x)
-        term = ops.reshape(taps, (-1, out_h, out_w, channels)) * ops.expand_dims(weight, -1)
-        out = term if out is None else out + term
-    return out
+    fraction = ops.expand_dims(pixel - first, -1)
+    first = ops.expand_dims(first, -1)
+    index = ops.reshape(ops.arange(size, dtype=pixel.dtype), (1, 1, size))
+    at_first = ops.cast(ops.equal(index, first), pixel.dtype)
+    at_second = ops.cast(ops.equal(index, first + 1.0), pixel.dtype)
+    return (1.0 - fraction) * at_first + fraction * at_second
 
 
 def affine_warp(features, theta, height: int | None = None, width: int | None = None, align_corners: bool = True):
-    """stnbhwd ``AffineGridGeneratorBHWD`` + ``BilinearSamplerBHWD``: (B, h, w, C) -> (B, H, W, C)."""
-    height = features.shape[1] if height is None else height
-    width = features.shape[2] if width is None else width
-    y, x = affine_source_points(theta, height, width, align_corners)
-    return bilinear_sample(features, y, x, align_corners)
+    """stnbhwd ``AffineGridGeneratorBHWD`` + ``BilinearSamplerBHWD`` for axis-aligned ``theta``.
+
+    ``features`` (B, h, w, C) -> (B, H, W, C). ``theta`` (B, 2, 3) must have zero
+    off-diagonal terms (``theta[:, 0, 1] = theta[:, 1, 0] = 0``, true of every box
+    transform): output row i then reads source row ``s_y g_i + t_y`` whatever the column,
+    so the bilinear sampler is ``R F C^T`` per channel, with ``R`` (H, h) and ``C`` (W, w)
+    the :func:`interpolation_matrix` of the rows and columns. The output grid is stnbhwd's
+    corner-aligned ``g_i = -1 + 2 i / (n - 1)`` (quirk W1), or with ``align_corners=False``
+    the pixel-centre grid ``-1 + (2 i + 1) / n``.
+    """
+    source_h, source_w, channels = features.shape[1], features.shape[2], features.shape[3]
+    height = source_h if height is None else height
+    width = source_w if width is None else width
+    grid_y = ops.reshape(ops.cast(_grid(height, align_corners), theta.dtype), (1, height))
+    grid_x = ops.reshape(ops.cast(_grid(width, align_corners), theta.dtype), (1, width))
+    rows = interpolation_matrix(theta[:, 0, 0:1] * grid_y + theta[:, 0, 2:3], source_h, align_corners)
+    cols = interpolation_matrix(theta[:, 1, 1:2] * grid_x + theta[:, 1, 2:3], source_w, align_corners)
+    rows = ops.cast(rows, features.dtype)
+    cols = ops.cast(cols, features.dtype)
+    # Rows: one matmul over (h, w C); columns: per output row, (W, w) @ (w, C).
+    sampled_rows = ops.matmul(rows, ops.reshape(features, (-1, source_h, source_w * channels)))
+    sampled_rows = ops.reshape(sampled_rows, (-1, source_w, channels))  # (B H, w, C)
+    cols = ops.reshape(ops.tile(ops.expand_dims(cols, 1), (1, height, 1, 1)), (-1, width, source_w))
+    return ops.reshape(ops.matmul(cols, sampled_rows), (-1, height, width, channels))
 
 
 def crop_boxes(features, boxes, height: int | None = None, width: int | None = None, align_corners: bool = True):
