@@ -3,6 +3,7 @@
     python -m bench.gawwn              # the default preset's full training (1000 steps), then evaluation
     python -m bench.gawwn --steps 300  # shorter
     python -m bench.gawwn --quick      # smoke run: 40 steps, few samples
+    python -m bench.gawwn --seed 1 --out bench/results/gawwn_seed1.json   # another training seed
 
 How well does ``python -m tfcoord.train --model gawwn`` (the ``tiny`` preset) control what and
 where it draws? The run is trained once (checkpoints at 0, N/4, N/2, 3N/4 and N steps) and each checkpoint
@@ -164,7 +165,7 @@ def evaluate_workload(folder, run, step, samples):
             **memory(baseline)}
 
 
-def train_workload(run, steps):
+def train_workload(run, steps, seed=None):
     baseline = start_child(*MODULES)
     from tfcoord.config import load_config
     from tfcoord.models import section_classes
@@ -174,7 +175,8 @@ def train_workload(run, steps):
     quarter = max(steps // 4, 1)
     config = load_config("gawwn", section_classes("gawwn"), preset="tiny",
                          overrides=[f"train.steps={steps}", f"train.checkpoint_every={quarter}",
-                                    "train.keep_checkpoints=5", "log.progress_bar=false", f"log.samples_every={quarter}"])
+                                    "train.keep_checkpoints=5", "log.progress_bar=false", f"log.samples_every={quarter}",
+                                    *([f"train.seed={seed}"] if seed is not None else [])])
     elapsed = seconds(lambda: Trainer(Gawwn(config), run).fit())
     return {"train_s": elapsed, "steps_per_s": steps / elapsed, **memory(baseline)}
 
@@ -206,6 +208,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench.gawwn", description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, help="training steps (default: the tiny preset's)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 40 steps, few samples")
+    parser.add_argument("--seed", type=int, help="training seed (default: the tiny preset's train.seed)")
+    parser.add_argument("--out", default=str(REPO / "bench" / "results" / "gawwn.json"), help="JSON output")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -215,7 +219,8 @@ def main(argv=None):
     from tfcoord.config import load_config
     from tfcoord.models import section_classes
 
-    default_steps = load_config("gawwn", section_classes("gawwn"), preset="tiny").train.steps
+    preset = load_config("gawwn", section_classes("gawwn"), preset="tiny")
+    default_steps, seed = preset.train.steps, preset.train.seed if args.seed is None else args.seed
     steps = args.steps or (40 if args.quick else default_steps)
     samples = 32 if args.quick else EVAL_SAMPLES
     folder = tempfile.mkdtemp(prefix="bench-gawwn-")
@@ -224,7 +229,8 @@ def main(argv=None):
         segmenter = run_workload("bench.gawwn", {"workload": "segmenter", "folder": folder,
                                                  "images": 256 if args.quick else SEGMENTER_IMAGES,
                                                  "steps": 60 if args.quick else SEGMENTER_STEPS}, timeout=3600)
-        training = run_workload("bench.gawwn", {"workload": "train", "run": run, "steps": steps}, timeout=7200)
+        training = run_workload("bench.gawwn", {"workload": "train", "run": run, "steps": steps, "seed": args.seed},
+                                timeout=7200)
         rows = [{**run_workload("bench.gawwn", {"workload": "evaluate", "folder": folder, "run": None, "step": 0,
                                                 "samples": samples}),
                  "what": "real rendered birds (ceiling)", "step": None}]
@@ -239,15 +245,15 @@ def main(argv=None):
                                               "runs": 3 if args.quick else 7})
     print(f"part classifier: pixel accuracy {segmenter['pixel_accuracy']:.3f}, bird IoU {segmenter['bird_iou']:.3f} "
           "on held-out renders")
-    print(f"training: {steps} steps in {training['train_s']:.0f} s ({training['steps_per_s']:.2f} steps/s), "
+    print(f"training (seed {seed}): {steps} steps in {training['train_s']:.0f} s ({training['steps_per_s']:.2f} steps/s), "
           f"peak RSS {training['peak_rss_mb']:.0f} MB\n")
     print(markdown_table(rows, [("what", "what", "s"), ("step", "step", "d"), ("box_fraction", "box_fraction", ".3f"),
                                 ("unrelated box", "box_fraction_unrelated_box", ".3f"),
                                 ("colour_match", "colour_match", ".3f")]))
     print(f"\nCUB 128x128 bounding-box G (73.5 M params), batch 1: {generation['s_per_image'] * 1000:.0f} ms per image "
           f"(first call {generation['first_call_s']:.1f} s); goal: well under 1 s (models.md §6)")
-    path = write_json(REPO / "bench" / "results" / "gawwn.json",
-                      {"machine": machine_info(), "steps": steps, "samples": samples, "segmenter": segmenter,
+    path = write_json(args.out,
+                      {"machine": machine_info(), "steps": steps, "seed": seed, "samples": samples, "segmenter": segmenter,
                        "training": training, "control": rows, "paper_generation": generation})
     print(f"\nwrote {path}")
     return 0
