@@ -39,7 +39,7 @@ import json
 import sys
 import time
 
-from bench.common import REPO, machine_info, markdown_table, memory, report, rss_mb, run_workload, start_child, \
+from bench.common import REPO, machine_info, markdown_table, memory, report, rss_mb, run_plan, start_child, \
     write_json
 
 MODULES = ("tfcoord.generation.canvas", "tfcoord.models.cips.model", "tfcoord.models.infinitygan.model")
@@ -165,19 +165,11 @@ def main(argv=None):
     if unknown:
         parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
     machine = machine_info()
-    rows, failed = [], []
-    for spec in plan(args):
-        spec["xla"] = args.xla
-        print(f"  {spec['model_type']} {spec['widths']} {spec['mpx']:g} Mpx{' XLA' if args.xla else ''} ...",
-              file=sys.stderr, flush=True)
-        try:
-            rows.append(run_workload("bench.canvas", spec, timeout=6 * 3600))
-        except Exception as error:  # one failed workload (e.g. out of memory) must not lose the others
-            print(f"  failed: {str(error)[-2000:]}", file=sys.stderr, flush=True)
-            failed.append({**spec, "error": str(error)[-2000:]})
-    import os
-
-    machine["load_average_end"] = os.getloadavg()[0]
+    failed = []  # one failed workload (e.g. out of memory) must not lose the others
+    specs = [{**spec, "xla": args.xla} for spec in plan(args)]
+    rows = run_plan("bench.canvas", specs,
+                    lambda s: f"{s['model_type']} {s['widths']} {s['mpx']:g} Mpx{' XLA' if s['xla'] else ''}",
+                    machine, timeout=6 * 3600, failures=failed)
     for row in rows:
         row["canvas"] = f"{row['side']}x{row['side']}"
     table = markdown_table(rows, [

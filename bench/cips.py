@@ -22,11 +22,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import sys
 
-from bench.common import (REPO, graph_macs, machine_info, markdown_table, memory, report, run_workload, seconds,
+from bench.common import (REPO, graph_macs, machine_info, markdown_table, memory, report, run_plan, seconds,
                           start_child, write_json)
 
 SIZE = 256
@@ -165,11 +163,7 @@ def main(argv=None):
     if args.worker:
         return run_child(json.loads(args.worker))
     machine, plan = machine_info(), workloads(args.quick)
-    results = []
-    for index, spec in enumerate(plan, start=1):
-        print(f"[{index}/{len(plan)}] {spec['kind']} {spec['mode']}", file=sys.stderr, flush=True)
-        results.append(run_workload("bench.cips", spec, timeout=1800))
-    machine["load_average_end"] = os.getloadavg()[0]
+    results = run_plan("bench.cips", plan, lambda s: f"{s['kind']} {s['mode']}", machine, timeout=1800)
     print(summarize(results, machine))
     path = write_json(args.out, {"benchmark": "cips", "quick": args.quick, "machine": machine, "results": results})
     print(f"\nwrote {path}")

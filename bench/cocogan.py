@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import sys
 import tempfile
 
-from bench.common import (REPO, graph_macs, machine_info, markdown_table, memory, report, run_workload, seconds,
+from bench.common import (REPO, graph_macs, machine_info, markdown_table, memory, report, run_plan, seconds,
                           start_child, write_json)
 
 TRAIN_PRESETS = {"tiny": 16, "celeba64": 16}  # preset -> global batch (paper: celeba64 at 64)
@@ -128,14 +126,7 @@ def main(argv=None):
     if args.worker:
         return run_child(json.loads(args.worker))
     machine, plan = machine_info(), workloads(args.quick)
-    results, count = {}, sum(map(len, plan.values()))
-    for group, specs in plan.items():
-        results[group] = []
-        for spec in specs:
-            print(f"[{sum(map(len, results.values())) + 1}/{count}] {spec['kind']} {spec['preset']} "
-                  f"batch {spec['batch']}", file=sys.stderr, flush=True)
-            results[group].append(run_workload("bench.cocogan", spec))
-    machine["load_average_end"] = os.getloadavg()[0]
+    results = run_plan("bench.cocogan", plan, lambda s: f"{s['kind']} {s['preset']} batch {s['batch']}", machine)
     print(summarize(results["training"], results["generation"], machine))
     path = write_json(args.out, {"benchmark": "cocogan", "quick": args.quick, "machine": machine, **results})
     print(f"\nwrote {path}")

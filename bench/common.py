@@ -43,6 +43,33 @@ def run_workload(module: str, spec: dict, timeout: float = 900) -> dict:
     raise RuntimeError(f"workload {spec} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
 
 
+def run_plan(module: str, plan, describe, machine: dict, timeout: float = 900, failures: list | None = None,
+             runner=run_workload):
+    """Run every workload of ``plan`` (a list of specs, or ``{group: [specs]}``) in its own process.
+
+    Prints ``[i/n] describe(spec)`` to stderr before each, returns the reported dicts in the
+    plan's structure and stamps ``machine["load_average_end"]``. With ``failures`` a list, a
+    workload that fails (e.g. out of memory) is recorded there as ``{**spec, "error": ...}``
+    and the others still run; otherwise the first failure raises.
+    """
+    groups = plan if isinstance(plan, dict) else {None: plan}
+    total, number, results = sum(map(len, groups.values())), 0, {}
+    for group, specs in groups.items():
+        results[group] = []
+        for spec in specs:
+            number += 1
+            print(f"[{number}/{total}] {describe(spec)}", file=sys.stderr, flush=True)
+            try:
+                results[group].append(runner(module, spec, timeout=timeout))
+            except Exception as error:
+                if failures is None:
+                    raise
+                print(f"  failed: {str(error)[-2000:]}", file=sys.stderr, flush=True)
+                failures.append({**spec, "error": str(error)[-2000:]})
+    machine["load_average_end"] = os.getloadavg()[0]
+    return results if isinstance(plan, dict) else results[None]
+
+
 def machine_info() -> dict:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())

@@ -21,14 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.common import REPO, machine_info, markdown_table, memory, report, run_workload, start_child, write_json
+from bench.common import REPO, machine_info, markdown_table, memory, report, run_plan, start_child, write_json
 
 # (model, preset, extra overrides); the tiny presets are what tests export, celeba64 is the paper's network.
 MODELS = [("cocogan", "tiny", ()), ("cocogan", "celeba64", ()), ("cips", "tiny", ()), ("infinitygan", "tiny", ()),
@@ -215,7 +213,8 @@ def summarize(latency, client, machine):
         goals.append(f"{r['model_type']} {r['preset']}: TFLite float32 {f32['speedup_vs_savedmodel']:.1f}x faster "
                      f"per patch than the SavedModel signature ({len(f32['round_speedups'])} rounds: {spread}; "
                      f"goal {GOAL_SPEEDUP:.0f}x: {verdict}).")
-    notes = [f"Per-patch latency at batch 1: median of {LATENCY_RUNS} calls, the paths taking turns in blocks of "
+    calls = sorted({len(row["round_ms"]) * BLOCK for r in latency for row in r["rows"]})
+    notes = [f"Per-patch latency at batch 1: median of {'/'.join(map(str, calls))} calls, the paths taking turns in blocks of "
              f"{BLOCK} (after {BLOCK_WARMUP} untimed calls each); "
              f"accuracy vs Keras eager over {ACCURACY_PATCHES} random patches (PSNR with peak-to-peak 2); "
              "size = SavedModel folder or .tflite file.",
@@ -235,14 +234,8 @@ def main(argv=None):
     if args.worker:
         return run_child(json.loads(args.worker))
     machine, plan = machine_info(), workloads(args.quick)
-    results, count = {}, sum(map(len, plan.values()))
-    for group, specs in plan.items():
-        results[group] = []
-        for spec in specs:
-            print(f"[{sum(map(len, results.values())) + 1}/{count}] {spec['kind']} {spec['model_type']} "
-                  f"{spec['preset']}", file=sys.stderr, flush=True)
-            results[group].append(run_workload("bench.export", spec, timeout=1800))
-    machine["load_average_end"] = os.getloadavg()[0]
+    results = run_plan("bench.export", plan, lambda s: f"{s['kind']} {s['model_type']} {s['preset']}", machine,
+                       timeout=1800)
     print(summarize(results["latency"], results["client"], machine))
     path = write_json(args.out, {"benchmark": "export", "quick": args.quick, "machine": machine, **results})
     print(f"\nwrote {path}")

@@ -25,12 +25,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import sys
 import time
 
-from bench.common import (REPO, machine_info, markdown_table, memory, report, run_workload, seconds, start_child,
+from bench.common import (REPO, machine_info, markdown_table, memory, report, run_plan, seconds, start_child,
                           write_json)
 
 MODULES = ("tfcoord.models.infinitygan.model", "tfcoord.models.infinitygan.infinite")
@@ -151,14 +149,9 @@ def main(argv=None):
         sizes = [] if args.canvases == "none" else [tuple(int(v) for v in item.split("x"))
                                                     for item in args.canvases.split(",")]
         plan["canvas"] = [{"kind": "canvas", "height": h, "width": w, "narrow": False} for h, w in sizes]
-    results, count = {}, sum(map(len, plan.values()))
-    for group, specs in plan.items():
-        results[group] = []
-        for spec in specs:
-            label = {k: v for k, v in spec.items() if k not in ("kind", "runs")}
-            print(f"[{sum(map(len, results.values())) + 1}/{count}] {spec['kind']} {label}", file=sys.stderr, flush=True)
-            results[group].append(run_workload("bench.infinitygan", spec, timeout=6 * 3600))
-    machine["load_average_end"] = os.getloadavg()[0]
+    results = run_plan("bench.infinitygan", plan,
+                       lambda s: f"{s['kind']} { {k: v for k, v in s.items() if k not in ('kind', 'runs')} }",
+                       machine, timeout=6 * 3600)
     print(summarize(results["patch"], results["canvas"], machine))
     path = write_json(args.out, {"benchmark": "infinitygan", "quick": args.quick, "machine": machine, **results})
     print(f"\nwrote {path}")

@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 
-from bench.common import REPO, machine_info, markdown_table, memory, report, run_workload, seconds, start_child, write_json
+from bench.common import REPO, machine_info, markdown_table, memory, report, run_plan, seconds, start_child, write_json
 
 DIM = 2048
 PAPER_IMAGES = 50_000
@@ -137,11 +135,8 @@ def main(argv=None):
     if args.worker:
         spec = json.loads(args.worker)
         return report(WORKERS[spec["kind"]](**{k: v for k, v in spec.items() if k != "kind"}))
-    machine, plan, rows = machine_info(), workloads(args.quick), []
-    for number, spec in enumerate(plan, 1):
-        print(f"[{number}/{len(plan)}] {spec['kind']}", file=sys.stderr, flush=True)
-        rows.append(run_workload("bench.metrics", spec))
-    machine["load_average_end"] = os.getloadavg()[0]
+    machine = machine_info()
+    rows = run_plan("bench.metrics", workloads(args.quick), lambda s: s["kind"], machine)
     for row in rows:
         row["workload"] = describe(row)
         row.setdefault("seconds", None)
