@@ -130,7 +130,8 @@ class PredictionHead(keras.Model):
         self.sn_grad_through_uv = sn_grad_through_uv
         linear = dict(kernel_initializer=linear_initializer(snlinear_init), grad_through_uv=sn_grad_through_uv)
         self.fc_1 = SNDense(hidden_dim, name="fc1", **linear)
-        self.norm = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=True, name="bn1")
+        self.norm = keras.layers.BatchNormalization(  # synchronized: TensorFlow only, as in G's last BN
+            momentum=0.9, epsilon=1e-5, synchronized=keras.backend.backend() == "tensorflow", name="bn1")
         self.fc_2 = SNDense(output_dim, name="fc2", **linear)
 
     def build(self, input_shape=None):

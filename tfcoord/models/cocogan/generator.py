@@ -111,9 +111,10 @@ class CocoGanGenerator(keras.Model):
                               sn_grad_through_uv=sn_grad_through_uv, name=f"g_resblock_{i}")
             for i, (m, up) in enumerate(generator_channel_multipliers(micro_size, extra_layers))
         ]
-        # decay 0.9, eps 1e-5 as in the official TF1 code; synchronized across replicas (P13).
-        self.last_norm = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=True,
-                                                         name="g_last_bn")
+        # decay 0.9, eps 1e-5 as in the official TF1 code; synchronized across replicas (P13), which
+        # Keras offers on TensorFlow only: other backends train on one device.
+        self.last_norm = keras.layers.BatchNormalization(
+            momentum=0.9, epsilon=1e-5, synchronized=keras.backend.backend() == "tensorflow", name="g_last_bn")
         self.to_rgb = SNConv2D(3, 3, kernel_initializer=conv_initializer(),
                                grad_through_uv=sn_grad_through_uv, name="g_last_conv")
 
