@@ -2,7 +2,7 @@
 
 Layers and generators use ``keras.ops`` only (style.md), so the same model code runs under
 Keras's JAX backend. The test builds every model's generator networks under TensorFlow, saves
-their weights (keyed by variable path), inputs and outputs, then runs
+their weights (keyed by variable path) and outputs, then runs
 
     KERAS_BACKEND=jax python tests/backend_parity.py FOLDER MODEL [MODEL ...]
 
@@ -45,11 +45,15 @@ def _functional_inputs(network, rng) -> dict:
                                                   rng.integers(0, 2, shape[:-1] + (1,))], -1)
         else:
             inputs[tensor.name] = rng.standard_normal(shape)
-    return {name: value.astype("float32") for name, value in inputs.items()}
+    return inputs
 
 
 def cases(model_type: str, model) -> dict:
-    """``{name: (network, inputs, call)}``: ``call(inputs) -> [positional arguments]`` of the network."""
+    """``{name: (network, inputs, call)}``: ``call(inputs) -> [positional arguments]`` of the network.
+
+    The inputs are float32 numpy arrays from a fixed seed and the networks' shapes, so both
+    backends draw the same ones.
+    """
     rng = np.random.default_rng(1234)
     cfg = model.config.model
     if model_type == "cocogan":
@@ -105,9 +109,8 @@ def jax_outputs(folder: Path, model_type: str) -> None:
     assert keras.backend.backend() == "jax", keras.backend.backend()
     model = build_model(model_type)
     outputs = {}
-    for name, (network, _, call) in cases(model_type, model).items():
+    for name, (network, inputs, call) in cases(model_type, model).items():
         load_weights(network, folder / f"{model_type}.{name}.weights.npz")
-        inputs = dict(np.load(folder / f"{model_type}.{name}.inputs.npz"))
         trainable = [v.value for v in network.trainable_variables]
         non_trainable = [v.value for v in network.non_trainable_variables]
         forward = jax.jit(lambda t, n, x, network=network, call=call: network.stateless_call(t, n, *call(x))[0])

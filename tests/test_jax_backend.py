@@ -24,7 +24,6 @@ def test_every_generator_runs_under_jax_and_matches_tensorflow(tmp_path):
         model = backend_parity.build_model(model_type)
         for name, (network, inputs, call) in backend_parity.cases(model_type, model).items():
             backend_parity.save_weights(network, tmp_path / f"{model_type}.{name}.weights.npz")
-            np.savez(tmp_path / f"{model_type}.{name}.inputs.npz", **inputs)
             expected[model_type, name] = np.asarray(network(*call(inputs), training=False))
     # One process for all models; XLA's lowest optimisation level halves the per-op compiles of eager building.
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu",
