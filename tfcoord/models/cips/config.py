@@ -99,7 +99,7 @@ class CipsOptimConfig:
     lr: float = bounded(0.002, min=0.0)
     beta_1: float = bounded(0.0, min=0.0, max=1.0)
     beta_2: float = bounded(0.99, min=0.0, max=1.0)
-    epsilon: float = bounded(1e-8, min=0.0)  # PyTorch Adam's default
+    epsilon: float = bounded(1e-8, min=0.0)  # torch.optim.Adam's default, added where PyTorch adds it (PyTorchAdam)
     # lr * c and betas ** c with c = k / (k + 1) (StyleGAN2 lazy regularisation; official CIPS).
     reg_ratio_adjustment: bool = True
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import math
 
-import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
@@ -28,6 +27,7 @@ from tfcoord.layers.stylegan_discriminator import StyleGan2Discriminator
 from tfcoord.models.base import CoordinateGan, step_seed
 from tfcoord.models.cips.config import MAX_OUTPUT_PIXELS, MAX_OUTPUT_SIDE
 from tfcoord.models.cips.generator import CipsGenerator
+from tfcoord.training.optimizers import PyTorchAdam
 
 R1_VARIANT = "r1"
 # Pixels per generator call when rendering large images (bounds activation memory: a
@@ -62,9 +62,14 @@ def build_discriminator(model_cfg) -> StyleGan2Discriminator:
 
 
 def lazy_adam(lr, beta_1, beta_2, epsilon, interval: int, adjust: bool):
-    """Adam with StyleGAN2's lazy-regularisation adjustment ``lr * c``, ``beta ** c``, c = k / (k + 1)."""
+    """Adam with StyleGAN2's lazy-regularisation adjustment ``lr * c``, ``beta ** c``, c = k / (k + 1).
+
+    PyTorch's epsilon placement, as the official ``torch.optim.Adam`` (Keras's acts ~10x larger
+    in the first steps and moved weights with small gradients differently, see
+    :mod:`tfcoord.training.optimizers`).
+    """
     c = interval / (interval + 1.0) if adjust else 1.0
-    return keras.optimizers.Adam(lr * c, beta_1=beta_1 ** c, beta_2=beta_2 ** c, epsilon=epsilon)
+    return PyTorchAdam(lr * c, beta_1=beta_1 ** c, beta_2=beta_2 ** c, epsilon=epsilon)
 
 
 def strided_crop(images, top, left, size: int, stride):
@@ -130,6 +135,10 @@ class Cips(CoordinateGan):
 
     def build(self):
         self.build_networks()
+        self.build_optimizers()
+
+    def build_optimizers(self):
+        """The G and D Adams (for networks already built, e.g. by the converter)."""
         optim, loss = self.config.optim, self.config.loss
         self.g_optimizer = lazy_adam(optim.lr, optim.beta_1, optim.beta_2, optim.epsilon, loss.g_reg_every,
                                      optim.reg_ratio_adjustment)
