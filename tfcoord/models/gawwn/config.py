@@ -45,7 +45,10 @@ class GawwnConfig:
     # Official-code compatibility (models.md §3.9).
     warp_align_corners: bool = True  # W1: stnbhwd's corner-aligned grid (the paper is silent)
     flip_swaps_lr: bool = True  # W4: False keeps left/right part names on flipped images (official)
-    reuse_d_forward: bool = False  # W2: G's loss reuses D's output from before D's update (official)
+    # W2: G's loss reuses D's output from before D's update (official). Its gradient then goes back
+    # through the pre-update D; the official backward (netD:updateGradInput) combines the cached
+    # pre-update activations with the updated weights, a difference of one D step in G's gradient.
+    reuse_d_forward: bool = False
 
     def validate(self) -> None:
         size = self.image_size

@@ -11,9 +11,10 @@ One training step on each replica (models.md §3.6):
 1. text embeddings of the batch (when ``text.train_encoder``, the encoder and an image
    encoder also take one step of the structured joint embedding loss; the GAN sees the
    embeddings as constants);
-2. D step, matching-aware GAN-CLS: ``BCE(D(x, t), 1) + cls * BCE(D(x, t_wrong), 0)
-   + (1 - cls) * BCE(D(G(z, t, loc), t), 0)``, t_wrong the text of another image of the
-   global batch (a permutation drawn by :meth:`step_inputs`); ``model.d_joint_batch`` passes
+2. D step, matching-aware GAN-CLS (:mod:`~tfcoord.models.gawwn.losses`): ``BCE(D(x, t), 1)
+   + cls * BCE(D(x, t_wrong), 0) + (1 - cls) * BCE(D(G(z, t, loc), t), 0)``, t_wrong the text
+   of another image of the global batch (a permutation drawn by :meth:`step_inputs`, which,
+   like the official ``randperm``, may leave an example its own text); ``model.d_joint_batch`` passes
    the three groups through D as one batch, ``loss.real_label`` < 1 smooths the real target
    (both off in the paper, on in the default preset);
 3. G step: ``BCE(D(G(z, t, loc), t), 1)`` with the updated D (quirk W2: the D output of
@@ -41,15 +42,11 @@ from tfcoord.errors import UserError
 from tfcoord.models.base import CoordinateGan, step_seed
 from tfcoord.models.gawwn import networks
 from tfcoord.models.gawwn.blocks import keypoint_maps
+from tfcoord.models.gawwn.losses import bce, discriminator_loss, generator_loss  # noqa: F401 (bce: API)
 from tfcoord.models.gawwn.text_encoder import CharCnnGru, HashedNgramEncoder, ImageEncoder, joint_embedding_loss
 
 BOX_COLOUR = np.array([255, 0, 255], np.uint8)
 PART_COLOURS = np.array([[255, 255, 255], [255, 64, 64], [64, 255, 64], [64, 160, 255], [255, 220, 0]], np.uint8)
-
-
-def bce(target: float, logits):
-    """Per-example binary cross-entropy of sigmoid(logits) against a constant target."""
-    return ops.binary_crossentropy(ops.full_like(logits, target), logits, from_logits=True)
 
 
 def average(per_example, global_batch_size: int):
@@ -288,10 +285,14 @@ class Gawwn(CoordinateGan):
         """One D and one G update of matching-aware GAN-CLS; returns the losses for logging."""
         with tf.GradientTape(persistent=True) as tape:
             fake = generator(g_inputs, training=True)
-            d_real, d_wrong, d_fake = self._discriminate(discriminator, (real, real, fake), (d_condition,) * 3,
-                                                         (text, wrong_text, text))
-            d_loss = average(bce(self.config.loss.real_label, d_real) + cls_weight * bce(0.0, d_wrong)
-                             + (1.0 - cls_weight) * bce(0.0, d_fake), global_batch_size)
+            if cls_weight:
+                d_real, d_wrong, d_fake = self._discriminate(discriminator, (real, real, fake), (d_condition,) * 3,
+                                                             (text, wrong_text, text))
+            else:  # as the official scripts, no wrong-text forward pass (nor its batch-norm update)
+                (d_real, d_fake), d_wrong = self._discriminate(discriminator, (real, fake), (d_condition,) * 2,
+                                                               (text, text)), None
+            d_loss = average(discriminator_loss(d_real, d_wrong, d_fake, cls_weight, self.config.loss.real_label),
+                             global_batch_size)
             with tape.stop_recording():
                 variables = discriminator.trainable_variables
                 d_optimizer.apply_gradients(zip(tape.gradient(d_loss, variables), variables))
@@ -301,13 +302,15 @@ class Gawwn(CoordinateGan):
                 d_fake_for_g = self._discriminate(discriminator, (real, fake), (d_condition,) * 2, (text, text))[1]
             else:
                 d_fake_for_g = discriminator([fake, d_condition, text], training=True)
-            g_loss = average(bce(1.0, d_fake_for_g), global_batch_size)
+            g_loss = average(generator_loss(d_fake_for_g), global_batch_size)
         variables = generator.trainable_variables
         g_optimizer.apply_gradients(zip(tape.gradient(g_loss, variables), variables))
         del tape
-        return {"d_loss": d_loss, "g_loss": g_loss, "d_real": average(ops.sigmoid(d_real), global_batch_size),
-                "d_wrong": average(ops.sigmoid(d_wrong), global_batch_size),
-                "d_fake": average(ops.sigmoid(d_fake), global_batch_size)}
+        losses = {"d_loss": d_loss, "g_loss": g_loss, "d_real": average(ops.sigmoid(d_real), global_batch_size),
+                  "d_fake": average(ops.sigmoid(d_fake), global_batch_size)}
+        if d_wrong is not None:
+            losses["d_wrong"] = average(ops.sigmoid(d_wrong), global_batch_size)
+        return losses
 
     def train_step(self, batch, global_batch_size):
         text, losses = self._text_step(batch, global_batch_size)
@@ -338,12 +341,13 @@ class Gawwn(CoordinateGan):
         with tf.GradientTape(persistent=True) as tape:
             fake = completer([z, text, given], training=True)
             d_real, d_fake = criticise([real, fake])
-            d_loss = average(bce(1.0, d_real) + bce(0.0, d_fake), global_batch_size)
+            # main_gen_keypoints.lua: real and fake weigh 1 each, targets 1 and 0, no label smoothing.
+            d_loss = average(discriminator_loss(d_real, None, d_fake, cls_weight=0.0), global_batch_size)
             with tape.stop_recording():
                 variables = critic.trainable_variables
                 self.kd_optimizer.apply_gradients(zip(tape.gradient(d_loss, variables), variables))
             d_fake_for_g = d_fake if self.config.model.reuse_d_forward else criticise([real, fake])[1]
-            g_loss = average(bce(1.0, d_fake_for_g), global_batch_size)
+            g_loss = average(generator_loss(d_fake_for_g), global_batch_size)
         variables = completer.trainable_variables
         self.kg_optimizer.apply_gradients(zip(tape.gradient(g_loss, variables), variables))
         del tape
