@@ -116,7 +116,13 @@ class EqualConv2D(keras.layers.Layer):
             # Official pad for a 2x blur-downsample before a k x k conv: p = (4 - 2) + (k - 1).
             p = len(BLUR_TAPS) - 2 + self.kernel_size - 1
             x = blur(x, ((p + 1) // 2, p // 2))
-            y = ops.conv(x, kernel, strides=2, padding="valid")
+            if self.kernel_size == 1:
+                # A 1x1 stride-2 conv is a subsample and a matmul. Written so because TF 2.21's oneDNN
+                # filter gradient of the 1x1 stride-2 conv corrupts the heap for narrow inputs (4 or 8
+                # channels: InfinityGAN's D at d_extra_multiplier 1/32 aborts or segfaults).
+                y = ops.matmul(x[:, ::2, ::2, :], ops.reshape(kernel, (-1, self.filters)))
+            else:
+                y = ops.conv(x, kernel, strides=2, padding="valid")
         elif self.kernel_size == 1:
             y = ops.matmul(x, ops.reshape(kernel, (-1, self.filters)))
         else:

@@ -84,6 +84,9 @@ class InfinityGanLossConfig:
     style_mixing: float = bounded(0.9, min=0.0, max=1.0)  # probability per batch
     coord_weight: float = bounded(1.0, min=0.0)  # auxiliary (vertical) coordinate loss
     coord_vertical_only: bool = True  # coord_ac_vert_only
+    # Target of a fake's coordinate loss: the window it was generated from ("paired": odd samples share
+    # their pair's coordinates), or, quirk I8, the window drawn for it before the pairing replaced it.
+    fake_coord_targets: Literal["paired", "official_drawn"] = "paired"
     diversity_weight: float = bounded(1.0, min=0.0)
     # Quirk I1: the paper divides L1 distances; the official code uses an angular *similarity*.
     diversity_distance: Literal["l1", "official_angular"] = "l1"
@@ -96,7 +99,7 @@ class InfinityGanOptimConfig:
     lr: float = bounded(0.002, min=0.0)
     beta_1: float = bounded(0.0, min=0.0, max=1.0)
     beta_2: float = bounded(0.99, min=0.0, max=1.0)
-    epsilon: float = bounded(1e-8, min=0.0)
+    epsilon: float = bounded(1e-8, min=0.0)  # torch.optim.Adam's, added where PyTorch adds it (PyTorchAdam)
     ema_decay: float = bounded(0.5 ** (32 / 10000), min=0.0, max=1.0)  # official accumulate() factor
 
 

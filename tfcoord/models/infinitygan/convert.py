@@ -26,6 +26,7 @@ OFFICIAL_COMPAT = (
     "model.coord_jitter=official_per_channel",  # I5
     "model.stddev_group=official",  # I3
     "loss.diversity_distance=official_angular",  # I1
+    "loss.fake_coord_targets=official_drawn",  # I8
 )
 
 # Buffers of the official generator that hold no learned state.

@@ -10,13 +10,13 @@ diversity), lazily a path-length update (weight 2, every 4 steps, half batch), t
 The lazy updates are step variants (:meth:`step_variant`): the trainer compiles one step per
 combination and picks it in Python.
 
-Diversity pairs: samples 2k and 2k+1 share z_g and coordinates (built so by :meth:`step_inputs`),
-so every replica's batch must be even; the loss uses distances averaged over the global batch.
+Diversity pairs: :meth:`step_inputs` draws every sample independently and each generator pass makes
+sample 2k+1 take sample 2k's z_g and coordinates (the official ``setup_paired_inputs``), so every
+replica's batch must be even; the loss uses distances averaged over the global batch.
 """
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
@@ -27,6 +27,7 @@ from tfcoord.models.base import CoordinateGan, step_seed
 from tfcoord.models.infinitygan import losses
 from tfcoord.models.infinitygan.discriminator import build_discriminator
 from tfcoord.models.infinitygan.generator import build_generator
+from tfcoord.training.optimizers import PyTorchAdam
 
 PASSES = ("d", "g", "path")  # generator forwards of one step, each with its own random inputs
 
@@ -85,12 +86,19 @@ class InfinityGan(CoordinateGan):
 
     def build(self):
         self.build_all_networks()
+        self.build_optimizers()
+
+    def build_optimizers(self):
+        """Adam for G and D (StyleGAN2's lazy-regularisation ratios) and the path-length mean, for the
+        networks that exist (built here or converted from an official checkpoint)."""
         optim, loss = self.config.optim, self.config.loss
 
         def adam(every):
-            ratio = every / (every + 1.0)  # StyleGAN2 lazy-regularisation correction
-            return keras.optimizers.Adam(optim.lr * ratio, beta_1=optim.beta_1 ** ratio,
-                                         beta_2=optim.beta_2 ** ratio, epsilon=optim.epsilon)
+            # StyleGAN2's lazy-regularisation correction; epsilon where torch.optim.Adam adds it (Keras's acts ~10x
+            # larger in the first steps and moves weights with small gradients, e.g. the mapping's, differently).
+            ratio = every / (every + 1.0)
+            return PyTorchAdam(optim.lr * ratio, beta_1=optim.beta_1 ** ratio, beta_2=optim.beta_2 ** ratio,
+                               epsilon=optim.epsilon)
 
         self.g_optimizer, self.d_optimizer = adam(loss.path_every), adam(loss.r1_every)
         self.g_optimizer.build(self.g_variables())
@@ -128,19 +136,26 @@ class InfinityGan(CoordinateGan):
         return "+".join(names) if names else None
 
     def step_inputs(self, step, global_batch_size):
+        """The step's random draws, stateless in (seed, step), in the form the train step consumes.
+
+        Per generator pass (``d``, ``g``, ``path``): ``{pass}_global_latent`` (B, 2, D) (slot 1 differs
+        only when the batch is style-mixed), ``{pass}_inject_index``, ``{pass}_local_latent``,
+        ``{pass}_coords`` (B, window, window, coord_dim) of a random jittered meta-grid window and
+        ``{pass}_ac_targets`` (B, 3), that window's coordinate targets, and ``{pass}_noise_{i}``.
+        Every sample is drawn independently; the train step forms the diversity pairs, as the
+        official generator does (``setup_paired_inputs``). ``path_image_noise`` is the path-length
+        projection; ``real_row``/``real_col``/``real_ac_targets`` place the real patches.
+        """
         cfg, batch = self.config, global_batch_size
         seeds = iter(tf.unstack(step_seed(cfg.train.seed, step, 64)))
         model_cfg, geometry, coords = cfg.model, self.geometry, self.coordinates
-        # Diversity pairs: odd samples copy z_g and the coordinates of the even sample before them.
-        pair_source = (tf.range(batch) // 2) * 2
         inputs = {}
         n_latent = 2 * len(model_cfg.ts_channels) + 1
         for name in PASSES:
             z1 = tf.random.stateless_normal([batch, model_cfg.global_latent_dim], next(seeds))
             z2 = tf.random.stateless_normal([batch, model_cfg.global_latent_dim], next(seeds))
             mixing = tf.random.stateless_uniform([], next(seeds)) < cfg.loss.style_mixing  # per batch, as official
-            global_latent = tf.stack([z1, tf.where(mixing, z2, z1)], axis=1)
-            inputs[f"{name}_global_latent"] = tf.gather(global_latent, pair_source)
+            inputs[f"{name}_global_latent"] = tf.stack([z1, tf.where(mixing, z2, z1)], axis=1)
             inject = tf.random.stateless_uniform([], next(seeds), 1, n_latent, tf.int32)
             inputs[f"{name}_inject_index"] = tf.fill([batch], inject)
             inputs[f"{name}_local_latent"] = tf.random.stateless_normal(
@@ -148,9 +163,8 @@ class InfinityGan(CoordinateGan):
             row = tf.random.stateless_uniform([batch], next(seeds), 0, coords.row_starts, tf.int32)
             col = tf.random.stateless_uniform([batch], next(seeds), 0, coords.meta_cols, tf.int32)
             jitter = tf.random.stateless_uniform([batch, 4], next(seeds), -1.0, 1.0)
-            inputs[f"{name}_row_start"] = tf.gather(row, pair_source)
-            inputs[f"{name}_col_start"] = tf.gather(col, pair_source)
-            inputs[f"{name}_jitter"] = tf.gather(jitter, pair_source)
+            inputs[f"{name}_coords"] = coords.training_coords(row, col, jitter)
+            inputs[f"{name}_ac_targets"] = coords.fake_ac_targets(row, col)
             for i, size in enumerate(geometry.conv_output_sizes()):
                 inputs[f"{name}_noise_{i}"] = tf.random.stateless_normal([batch, size, size, 1], next(seeds))
         patch = self.patch_size
@@ -158,12 +172,20 @@ class InfinityGan(CoordinateGan):
         span = model_cfg.full_size - patch
         inputs["real_row"] = tf.random.stateless_uniform([batch], next(seeds), 0, max(span, 1), tf.int32)
         inputs["real_col"] = tf.random.stateless_uniform([batch], next(seeds), 0, max(span, 1), tf.int32)
+        inputs["real_ac_targets"] = self.real_ac_targets(inputs["real_row"], inputs["real_col"])
         return inputs
 
     # -- training forward ----------------------------------------------------------------------
+    def _paired(self, values):
+        """Diversity pairs: sample 2k+1 takes sample 2k's value (official ``setup_paired_inputs``; with
+        an odd batch the last sample keeps its own). Identity when the diversity loss is off."""
+        if not self.config.loss.diversity_weight:
+            return values
+        return ops.take(values, (ops.arange(ops.shape(values)[0]) // 2) * 2, axis=0)
+
     def _training_styles(self, generator, batch, name):
         """w+ (B, n_latent, D) with style mixing at the batch's inject index."""
-        global_latent = batch[f"{name}_global_latent"]
+        global_latent = self._paired(batch[f"{name}_global_latent"])
         texture = generator.texture
         w1, w2 = texture.map(global_latent[:, 0]), texture.map(global_latent[:, 1])
         slots = ops.arange(texture.n_latent, dtype="int32")
@@ -171,31 +193,43 @@ class InfinityGan(CoordinateGan):
         return ops.where(first, ops.expand_dims(w1, 1), ops.expand_dims(w2, 1))
 
     def _structure(self, generator, batch, name):
-        coords = self.coordinates.training_coords(batch[f"{name}_row_start"], batch[f"{name}_col_start"],
-                                                  batch[f"{name}_jitter"])
-        return generator.structure(batch[f"{name}_global_latent"][:, 0], batch[f"{name}_local_latent"], coords)
+        global_latent = self._paired(batch[f"{name}_global_latent"])
+        coords = self._paired(batch[f"{name}_coords"])
+        return generator.structure(global_latent[:, 0], batch[f"{name}_local_latent"], coords)
 
     def _noises(self, batch, name):
         return [batch[f"{name}_noise_{i}"] for i in range(self.geometry.num_convs)]
 
     def generate_training(self, batch, name, generator=None):
-        """(fake patches, structure latent, D's coordinate targets) of one training pass."""
+        """(fake patches, structure latent, D's coordinate targets) of one training pass.
+
+        Odd samples are generated with their pair's z_g and coordinates; their coordinate target is
+        that of the window they were generated from, or with ``loss.fake_coord_targets=official_drawn``
+        the window drawn for them and then replaced by the pairing (quirk I8: the official coordinate
+        handler returns its targets before the generator pairs the coordinates).
+        """
         generator = generator or self.generator
         structure = self._structure(generator, batch, name)
         rgb = generator.texture(structure, self._training_styles(generator, batch, name), self._noises(batch, name))
-        targets = self.coordinates.fake_ac_targets(batch[f"{name}_row_start"], batch[f"{name}_col_start"])
+        targets = batch[f"{name}_ac_targets"]
+        if self.config.loss.fake_coord_targets == "paired":
+            targets = self._paired(targets)
         return rgb, structure, targets
 
+    def real_ac_targets(self, row, col):
+        """Coordinate targets of real patches cut at (row, col): ``2 row / (full - patch - 1) - 1`` (CropPatch)."""
+        denominator = max(1, self.config.model.full_size - self.patch_size - 1)
+        vertical = 2.0 * ops.cast(row, "float32") / denominator - 1.0
+        angle = np.pi * (2.0 * ops.cast(col, "float32") / denominator - 1.0)
+        return ops.stack([vertical, ops.cos(angle), ops.sin(angle)], axis=-1)
+
     def real_patches(self, images, batch):
-        """Random real patches and their coordinate targets ``2 row / (full - patch - 1) - 1`` (CropPatch)."""
+        """Random real patches (resized to ``full_size`` first when ``extra_pre_resize``) and their targets."""
         model_cfg = self.config.model
         if model_cfg.extra_pre_resize:
             images = tf.image.resize(images, (model_cfg.full_size, model_cfg.full_size), method="bilinear")
         patches = crop_patches(images, batch["real_row"], batch["real_col"], self.patch_size)
-        denominator = max(1, model_cfg.full_size - self.patch_size - 1)
-        vertical = 2.0 * ops.cast(batch["real_row"], "float32") / denominator - 1.0
-        angle = np.pi * (2.0 * ops.cast(batch["real_col"], "float32") / denominator - 1.0)
-        return patches, ops.stack([vertical, ops.cos(angle), ops.sin(angle)], axis=-1)
+        return patches, batch["real_ac_targets"]
 
     def _discriminate(self, images):
         logits, features = self.discriminator(images, training=True)
@@ -207,6 +241,11 @@ class InfinityGan(CoordinateGan):
             return 0.0
         return self.config.loss.coord_weight * losses.coordinate_loss(predicted, target,
                                                                        self.config.loss.coord_vertical_only)
+
+    def _coordinate_error(self, predicted, target, global_batch_size):
+        """The unweighted coordinate loss, averaged over the batch (logged as the official losses_breakdown)."""
+        return average(losses.coordinate_loss(predicted, target, self.config.loss.coord_vertical_only),
+                       global_batch_size)
 
     def _check_local_batch(self, batch):
         local = batch["image"].shape[0]
@@ -237,8 +276,8 @@ class InfinityGan(CoordinateGan):
         out["d_loss"] = d_loss
         out["d_adversarial"] = average(adversarial, global_batch_size)
         if self.coord_head is not None:
-            out["d_coords_real"] = average(losses.coordinate_loss(real_coords, real_targets,
-                                                                  loss_cfg.coord_vertical_only), global_batch_size)
+            out["d_coords_real"] = self._coordinate_error(real_coords, real_targets, global_batch_size)
+            out["d_coords_fake"] = self._coordinate_error(fake_coords, fake_targets, global_batch_size)
 
         # -- lazy R1 (separate D update, as in the official loop) ----------------------------------
         if "r1" in variant:
@@ -258,16 +297,19 @@ class InfinityGan(CoordinateGan):
         with tf.GradientTape() as tape:
             fake, structure, fake_targets = self.generate_training(batch, "g")
             fake_logits, fake_coords = self._discriminate(fake)
-            per_example = losses.g_nonsaturating(fake_logits) + self._coordinate_term(fake_coords, fake_targets)
-            g_loss = average(per_example, global_batch_size)
+            adversarial = losses.g_nonsaturating(fake_logits)
+            g_loss = average(adversarial + self._coordinate_term(fake_coords, fake_targets), global_batch_size)
             if loss_cfg.diversity_weight:
                 diversity = losses.diversity_loss(batch["g_local_latent"], structure, loss_cfg.diversity_distance)
                 g_loss = g_loss + loss_cfg.diversity_weight * diversity
                 out["diversity"] = diversity
         apply(self.g_optimizer, tape, g_loss, g_variables)
         out["g_loss"] = g_loss
+        out["g_adversarial"] = average(adversarial, global_batch_size)
+        if self.coord_head is not None:
+            out["g_coords_fake"] = self._coordinate_error(fake_coords, fake_targets, global_batch_size)
 
-        # -- lazy path-length regularisation (half batch: the even samples) ------------------------
+        # -- lazy path-length regularisation (every path_batch_shrink-th sample, paired again) -----
         if "path" in variant:
             out.update(self._path_length_step(batch, global_batch_size))
         return out
@@ -297,8 +339,10 @@ class InfinityGan(CoordinateGan):
         return {"path": average(penalty, path_global), "path_length": totals[0] / totals[1] / losses.num_replicas()}
 
     def after_step(self):
+        """G EMA over every generator weight: the official ``accumulate`` walks ``named_parameters()``,
+        which include the (never trained) constant input that tfcoord keeps non-trainable."""
         decay = self.config.optim.ema_decay
-        for ema, weight in zip(self.generator_ema.trainable_weights, self.generator.trainable_weights):
+        for ema, weight in zip(self.generator_ema.weights, self.generator.weights):
             ema.assign(decay * ema + (1.0 - decay) * weight)
 
     # -- generation ----------------------------------------------------------------------------
