@@ -6,7 +6,11 @@ Each model's converter lives in ``tfcoord/models/<model>/convert.py`` and define
 ``convert(checkpoint_path, config) -> model`` (a built model whose networks hold the
 official weights, after every tensor name and shape has been checked) and
 ``OFFICIAL_COMPAT`` (the ``--set`` overrides that reproduce the official code's
-quirks). The run directory is written only after the conversion succeeded.
+quirks). A converter may also define ``official_config_overrides(raw) -> list | None``:
+then ``--config`` may name the official experiment config instead of a tfcoord preset
+(COCO-GAN: ``--config configs/CelebA_64x64_N2M2S32.yaml`` of the official repository),
+translated onto the model's default preset. The run directory is written only after the
+conversion succeeded.
 """
 
 from __future__ import annotations
@@ -17,9 +21,9 @@ import sys
 from pathlib import Path
 
 from tfcoord import cli
-from tfcoord.config import load_config
+from tfcoord.config import load_config, read_yaml
 from tfcoord.errors import UserError
-from tfcoord.models import MODELS, check_model_name, section_classes
+from tfcoord.models import MODELS, check_model_name, default_preset, section_classes
 
 
 def converter(model_type: str):
@@ -36,7 +40,8 @@ def parse_args(argv=None):
     parser = cli.ArgumentParser(prog="python -m tfcoord.convert", description=__doc__.splitlines()[0])
     parser.add_argument("model", help="cips | infinitygan | cocogan")
     parser.add_argument("--checkpoint", required=True, help="the official checkpoint file (or TF1 prefix/folder)")
-    parser.add_argument("--config", required=True, help="the tfcoord preset matching the checkpoint")
+    parser.add_argument("--config", required=True,
+                        help="the tfcoord preset matching the checkpoint (cocogan: or the official experiment config)")
     parser.add_argument("--out", required=True, help="run directory to write")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     args = parser.parse_args(argv)
@@ -47,11 +52,22 @@ def parse_args(argv=None):
     return args
 
 
+def resolve_config(model_type: str, module, config_file, overrides):
+    """The run config: a tfcoord config file, or an official one the converter translates."""
+    overrides = list(module.OFFICIAL_COMPAT) + list(overrides)
+    translate = getattr(module, "official_config_overrides", None)
+    official = translate(read_yaml(config_file)) if translate is not None else None
+    if official is not None:
+        return load_config(model_type, section_classes(model_type), preset=default_preset(model_type),
+                           overrides=official + overrides)
+    return load_config(model_type, section_classes(model_type), preset="custom", config_file=config_file,
+                       overrides=overrides)
+
+
 def main(argv=None):
     args = parse_args(argv)
     module = converter(args.model)
-    config = load_config(args.model, section_classes(args.model), preset="custom", config_file=args.config,
-                         overrides=list(module.OFFICIAL_COMPAT) + args.overrides)
+    config = resolve_config(args.model, module, args.config, args.overrides)
     cli.quiet_tensorflow()
     import tensorflow as tf
 

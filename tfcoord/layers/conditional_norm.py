@@ -10,9 +10,10 @@ spectral norm, no "+1"). μ and σ² are the biased moments of the batch over
 (B, H, W) in training and moving recorders at inference. The official code divides
 by sqrt(var² + ε) instead of sqrt(var + ε) (quirk Q1); `variance_mode` selects it.
 
-Under `tf.distribute` the batch moments are global: the per-replica counts, sums
-and sums of squares are all-reduced (tensorflow.md §7), so two replicas normalise
-exactly like one device holding the whole batch.
+Under `tf.distribute` the batch moments are global: the per-replica counts and
+sums, then the sums of squared deviations from the global mean, are all-reduced
+(tensorflow.md §7), so two replicas normalise exactly like one device holding the
+whole batch.
 """
 
 import keras
@@ -21,15 +22,19 @@ from keras import ops
 VARIANCE_MODES = ("paper", "official_squared")
 
 
-def global_moments(x, axes=(0, 1, 2)):
+def global_moments(x, axes=(0, 1, 2), return_count=False):
     """Biased mean and variance of `x` over `axes`, across all replicas in sync.
 
     Inside a `tf.distribute` replica context with more than one replica the
-    count, sum and sum of squares are summed over replicas (the all-reduce is
-    differentiable: its gradient is the all-reduce of the gradients). Outside a
-    strategy, under the default strategy and on non-TensorFlow backends these are
-    the moments of the local batch. Like `tf.nn.moments`, the variance is biased.
-    Half-precision inputs are reduced in float32 (a float16 count overflows at 65 504).
+    counts and sums are summed over replicas (the all-reduce is differentiable:
+    its gradient is the all-reduce of the gradients). Outside a strategy, under the
+    default strategy and on non-TensorFlow backends these are the moments of the
+    local batch. Like `tf.nn.moments`, the variance is biased and taken in two
+    passes (mean first, then the mean squared deviation): E[x²] − E[x]² loses most
+    digits in float32 when a channel's mean is large next to its spread (head A's
+    hidden units: 7e-4 off in its output). Half-precision inputs are reduced in
+    float32 (a float16 count overflows at 65 504). With `return_count` the global
+    number of reduced elements comes third.
     """
     if keras.backend.standardize_dtype(x.dtype) in ("float16", "bfloat16"):
         x = ops.cast(x, "float32")
@@ -38,15 +43,11 @@ def global_moments(x, axes=(0, 1, 2)):
     for axis in axes:
         count = count * shape[axis]
     count = ops.reshape(ops.cast(count, x.dtype), (1,))
-    sums = ops.concatenate(
-        [count, ops.sum(x, axis=axes), ops.sum(ops.square(x), axis=axes)], axis=0
-    )
-    sums = _all_reduce_sum(sums)
-    channels = x.shape[-1]
-    mean = sums[1 : 1 + channels] / sums[0]
-    mean_of_squares = sums[1 + channels :] / sums[0]
-    # E[x²] − E[x]² can round below zero for a (nearly) constant channel.
-    return mean, ops.maximum(mean_of_squares - ops.square(mean), 0.0)
+    sums = _all_reduce_sum(ops.concatenate([count, ops.sum(x, axis=axes)], axis=0))
+    count, mean = sums[0], sums[1:] / sums[0]
+    squared_deviations = _all_reduce_sum(ops.sum(ops.square(x - mean), axis=axes))
+    variance = squared_deviations / count
+    return (mean, variance, count) if return_count else (mean, variance)
 
 
 def _all_reduce_sum(value):
@@ -82,6 +83,8 @@ class ConditionalBatchNorm(keras.layers.Layer):
         x: features `(B, H, W, C)`.
         condition: `(B, D)`, e.g. latent ⊕ micro coordinates.
         training: normalise with batch moments and update the recorders.
+        update_stats: set False to leave the recorders alone on a training call
+            (official COCO-GAN updates them only in the generator's own step).
 
     Example:
         >>> cbn = ConditionalBatchNorm()
@@ -122,14 +125,15 @@ class ConditionalBatchNorm(keras.layers.Layer):
             name="moving_variance",
         )
 
-    def call(self, x, condition, training=False):
+    def call(self, x, condition, training=False, update_stats=True):
         if training:
             mean, variance = global_moments(x)
-            momentum = self.momentum
-            self.moving_mean.assign(momentum * self.moving_mean + (1.0 - momentum) * mean)
-            self.moving_variance.assign(
-                momentum * self.moving_variance + (1.0 - momentum) * variance
-            )
+            if update_stats:
+                momentum = self.momentum
+                self.moving_mean.assign(momentum * self.moving_mean + (1.0 - momentum) * mean)
+                self.moving_variance.assign(
+                    momentum * self.moving_variance + (1.0 - momentum) * variance
+                )
         else:
             mean, variance = self.moving_mean, self.moving_variance
         if self.variance_mode == "official_squared":

@@ -36,6 +36,9 @@ class CocoGanConfig:
     cbn_variance: Literal["paper", "official_squared"] = "paper"  # Q1
     snlinear_init: Literal["truncated_normal", "glorot_uniform"] = "truncated_normal"  # Q8
     sn_grad_through_uv: bool = False  # Q10
+    # BN of G's last block and of heads A, Q: Keras updates, or the official tf.contrib batch_norm's
+    # (Bessel-corrected moving variance; the calls of one step all update from its starting value).
+    bn_moving_stats: Literal["per_call", "official_tf1"] = "per_call"
 
     def validate(self) -> None:
         height, width = self.full_size

@@ -4,9 +4,12 @@ The official variables are already in TensorFlow layout (conv ``[kh, kw, in, out
 linear ``[in, out]``), so conversion is a renaming: tfcoord's layer names follow the
 official scopes except for a few suffixes (see :func:`official_name`). The spectral
 norm vectors ``u`` are copied too, so the first converted forward equals the official
-one. Every tfcoord variable must be found with its shape, and every official network
+one. Every tfcoord variable must be found with its shape, and every other official
 variable must be used; problems are reported together, by name, before anything is
-written. Adam slots and bookkeeping variables are ignored.
+written. Adam slots and bookkeeping variables (:data:`BOOKKEEPING`) are skipped.
+
+The config can come from the official experiment config (:func:`official_config_overrides`):
+``python -m tfcoord.convert cocogan --checkpoint logs/<exp>/ckpt --config configs/<exp>.yaml --out runs/<exp>``.
 """
 
 from __future__ import annotations
@@ -24,13 +27,17 @@ OFFICIAL_COMPAT = (
     "model.cbn_variance=official_squared",
     "model.snlinear_init=glorot_uniform",
     "model.sn_grad_through_uv=true",
+    "model.bn_moving_stats=official_tf1",
     "loss.gp_norm=official_axis1",
     "loss.gp_alpha=per_element",
     "loss.spatial_head_optimizers=both",
 )
 
-NETWORK_SCOPES = ("G_generator/", "D_discriminator/", "GD_spatial_prediction_head/", "Q_content_prediction_head/")
-IGNORED = re.compile(r"(/Adam(_\d+)?$|^global_step$|beta[12]_power|^Variable)")
+# What tf.train.Saver also keeps besides the networks (logger.py saves every global variable):
+# the Adam moments of each optimizer ("<var>/Adam", "<var>/Adam_1"; a variable in two optimizers,
+# like head A, gets "Adam_2", "Adam_3"), the optimizers' beta powers ("beta1_power", "beta1_power_1",
+# ...), a global step, and the logger's FID scalar (an unnamed tf.Variable, "Variable").
+BOOKKEEPING = re.compile(r"(/Adam(_\d+)?$|^global_step$|(^|/)beta[12]_power(_\d+)?$|^Variable(_\d+)?$)")
 
 _RENAMES = (
     (re.compile(r"/cbn_(\d)/gamma/kernel$"), r"/g_resblock_cbn_\1/fully_connected/weights"),
@@ -69,18 +76,53 @@ def checkpoint_prefix(path) -> str:
 
 
 def read_checkpoint(path) -> dict:
-    """``{name: array}`` of the network variables of a TF1 checkpoint."""
+    """``{name: array}`` of a TF1 checkpoint's variables, less the optimizer bookkeeping."""
     import tensorflow as tf
 
     prefix = checkpoint_prefix(path)
     try:
         reader = tf.train.load_checkpoint(prefix)
         names = reader.get_variable_to_shape_map()
-        return {name: reader.get_tensor(name) for name in names
-                if name.startswith(NETWORK_SCOPES) and not IGNORED.search(name)}
+        return {name: reader.get_tensor(name) for name in names if not BOOKKEEPING.search(name)}
     except (tf.errors.OpError, ValueError, IndexError, OSError) as err:
         raise UserError(f"{prefix} is not a readable TensorFlow checkpoint "
                         f"({str(err).splitlines()[0][:200]}); is it truncated or corrupt?") from None
+
+
+def official_config_overrides(raw: dict) -> list[str] | None:
+    """``--set`` overrides equivalent to an official experiment config, or None if ``raw`` is not one.
+
+    ``raw`` is a parsed official ``configs/*.yaml`` of hubert0527/COCO-GAN (``data_params``,
+    ``model_params``, ``loss_params``, ``train_params``), or a record holding one under
+    ``config`` (the official fixtures' JSON). The official graph always builds head Q, so
+    the converted model has it; ``code_loss_w`` becomes its loss weight.
+    """
+    if isinstance(raw.get("config"), dict):
+        raw = raw["config"]
+    if not isinstance(raw.get("data_params"), dict) or not isinstance(raw.get("model_params"), dict):
+        return None
+    data, model = raw["data_params"], raw["model_params"]
+    loss, train = raw.get("loss_params") or {}, raw.get("train_params") or {}
+    for key in ("macro_patch_size", "micro_patch_size"):
+        if len(set(data[key])) != 1:
+            raise UserError(f"official data_params.{key} {data[key]} is not square; tfcoord's patches are square")
+    if model.get("d_extra_layers", 0):
+        raise UserError("official model_params.d_extra_layers > 0 is not supported (no shipped config uses it)")
+    height, width = data["full_image_size"]
+    overrides = [f"model.full_size=[{height}, {width}]", f"model.macro_size={data['macro_patch_size'][0]}",
+                 f"model.micro_size={data['micro_patch_size'][0]}", f"model.z_dim={model['z_dim']}",
+                 f"model.ngf={model['ngf_base']}", f"model.ndf={model['ndf_base']}",
+                 f"model.g_extra_layers={model.get('g_extra_layers', 0)}", f"model.aux_dim={model['aux_dim']}",
+                 f"model.coordinate_system={data.get('coordinate_system', 'euclidean')}", "model.content_head=true"]
+    renames = (("gp_lambda", "loss.gp_weight"), ("coord_loss_w", "loss.spatial_weight"),
+               ("code_loss_w", "loss.content_weight"))
+    overrides += [f"{ours}={loss[key]}" for key, ours in renames if key in loss]
+    renames = (("batch_size", "train.batch_size"), ("glr", "optim.lr_g"), ("dlr", "optim.lr_d"),
+               ("qlr", "optim.lr_q"), ("beta1", "optim.beta_1"), ("beta2", "optim.beta_2"))
+    overrides += [f"{ours}={train[key]}" for key, ours in renames if key in train]
+    if train.get("train_extrap"):
+        overrides.append(f"loss.extrapolation_steps={train['num_extrap_steps']}")
+    return overrides
 
 
 def assign_official_weights(model, tensors: dict) -> None:

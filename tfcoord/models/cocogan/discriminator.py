@@ -7,6 +7,7 @@ from keras import ops
 
 from tfcoord.layers import SNConv2D, SNDense
 from tfcoord.models.cocogan.generator import conv_initializer, linear_initializer
+from tfcoord.models.cocogan.normalization import BatchNorm
 
 
 def discriminator_channel_multipliers(macro_size: int) -> list[int]:
@@ -117,21 +118,22 @@ class PredictionHead(keras.Model):
     """``SN-Linear(hidden) -> BN -> LReLU(0.2) -> SN-Linear(out) -> tanh`` on D's features.
 
     Head A (spatial consistency) regresses the macro coordinate; head Q (content)
-    regresses z for patch-guided generation.
+    regresses z for patch-guided generation. ``groups`` splits the batch into parts
+    (real and fake features) that the BN normalises separately, as separate calls would.
     """
 
     def __init__(self, output_dim, hidden_dim=128, feature_dim=512, snlinear_init="truncated_normal",
-                 sn_grad_through_uv=False, **kwargs):
+                 sn_grad_through_uv=False, bn_moving_stats="per_call", **kwargs):
         super().__init__(**kwargs)
         self.output_dim = output_dim
         self.hidden_dim = hidden_dim
         self.feature_dim = feature_dim
         self.snlinear_init = snlinear_init
         self.sn_grad_through_uv = sn_grad_through_uv
+        self.bn_moving_stats = bn_moving_stats
         linear = dict(kernel_initializer=linear_initializer(snlinear_init), grad_through_uv=sn_grad_through_uv)
         self.fc_1 = SNDense(hidden_dim, name="fc1", **linear)
-        self.norm = keras.layers.BatchNormalization(  # synchronized: TensorFlow only, as in G's last BN
-            momentum=0.9, epsilon=1e-5, synchronized=keras.backend.backend() == "tensorflow", name="bn1")
+        self.norm = BatchNorm(momentum=0.9, epsilon=1e-5, moving_stats=bn_moving_stats, name="bn1")
         self.fc_2 = SNDense(output_dim, name="fc2", **linear)
 
     def build(self, input_shape=None):
@@ -140,12 +142,12 @@ class PredictionHead(keras.Model):
         self.fc_2.build((None, self.hidden_dim))
         self.built = True
 
-    def call(self, features, training=False, update_u=True):
+    def call(self, features, training=False, update_u=True, groups=1):
         h = self.fc_1(features, training=training, update_u=update_u)
-        h = ops.leaky_relu(self.norm(h, training=training), 0.2)
+        h = ops.leaky_relu(self.norm(h, training=training, groups=groups), 0.2)
         return ops.tanh(self.fc_2(h, training=training, update_u=update_u))
 
     def get_config(self):
         return {**super().get_config(), "output_dim": self.output_dim, "hidden_dim": self.hidden_dim,
                 "feature_dim": self.feature_dim, "snlinear_init": self.snlinear_init,
-                "sn_grad_through_uv": self.sn_grad_through_uv}
+                "sn_grad_through_uv": self.sn_grad_through_uv, "bn_moving_stats": self.bn_moving_stats}

@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from tfcoord.layers import ConditionalBatchNorm, SNConv2D, SNDense
+from tfcoord.models.cocogan.normalization import BatchNorm
 
 
 def conv_initializer():
@@ -69,12 +70,14 @@ class GeneratorResBlock(keras.layers.Layer):
     def _up(self, x):
         return ops.repeat(ops.repeat(x, 2, axis=1), 2, axis=2) if self.upsample else x
 
-    def call(self, x, condition, training=False):
-        h = ops.relu(self.norm_1(x, condition, training=training))
-        h = self.conv_1(self._up(h), training=training)
-        h = ops.relu(self.norm_2(h, condition, training=training))
-        h = self.conv_2(h, training=training)
-        return h + self.shortcut(self._up(x), training=training)
+    def call(self, x, condition, training=False, update_state=True):
+        norm = dict(training=training, update_stats=update_state)
+        sn = dict(training=training, update_u=update_state)
+        h = ops.relu(self.norm_1(x, condition, **norm))
+        h = self.conv_1(self._up(h), **sn)
+        h = ops.relu(self.norm_2(h, condition, **norm))
+        h = self.conv_2(h, **sn)
+        return h + self.shortcut(self._up(x), **sn)
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "upsample": self.upsample,
@@ -88,13 +91,18 @@ class CocoGanGenerator(keras.Model):
     ``cond = concat(z, micro_coords)`` -> SN-Linear to a 2x2x(16 ngf) seed -> residual
     up-blocks with conditional BN on ``cond`` -> BN -> ReLU -> SN-Conv3x3 -> tanh.
 
+    A training call with ``update_state=False`` uses batch statistics but leaves the
+    spectral-norm vectors ``u`` and the CBN recorders alone (the official code advances
+    them only in G's own step); the last BN's averages move on every training call.
+
     Example:
         >>> g = CocoGanGenerator(micro_size=16)
         >>> patch = g([z, micro_coords])  # (B, 16, 16, 3)
     """
 
     def __init__(self, micro_size=16, z_dim=128, coord_dim=2, ngf=64, extra_layers=0,
-                 cbn_variance="paper", snlinear_init="truncated_normal", sn_grad_through_uv=False, **kwargs):
+                 cbn_variance="paper", snlinear_init="truncated_normal", sn_grad_through_uv=False,
+                 bn_moving_stats="per_call", **kwargs):
         super().__init__(**kwargs)
         self.micro_size = micro_size
         self.z_dim = z_dim
@@ -104,6 +112,7 @@ class CocoGanGenerator(keras.Model):
         self.cbn_variance = cbn_variance
         self.snlinear_init = snlinear_init
         self.sn_grad_through_uv = sn_grad_through_uv
+        self.bn_moving_stats = bn_moving_stats
         self.seed_dense = SNDense(16 * ngf * 2 * 2, kernel_initializer=linear_initializer(snlinear_init),
                                   grad_through_uv=sn_grad_through_uv, name="g_z_fc")
         self.blocks = [
@@ -111,10 +120,8 @@ class CocoGanGenerator(keras.Model):
                               sn_grad_through_uv=sn_grad_through_uv, name=f"g_resblock_{i}")
             for i, (m, up) in enumerate(generator_channel_multipliers(micro_size, extra_layers))
         ]
-        # decay 0.9, eps 1e-5 as in the official TF1 code; synchronized across replicas (P13), which
-        # Keras offers on TensorFlow only: other backends train on one device.
-        self.last_norm = keras.layers.BatchNormalization(
-            momentum=0.9, epsilon=1e-5, synchronized=keras.backend.backend() == "tensorflow", name="g_last_bn")
+        # decay 0.9, eps 1e-5 as in the official TF1 code; moments synchronized across replicas (P13).
+        self.last_norm = BatchNorm(momentum=0.9, epsilon=1e-5, moving_stats=bn_moving_stats, name="g_last_bn")
         self.to_rgb = SNConv2D(3, 3, kernel_initializer=conv_initializer(),
                                grad_through_uv=sn_grad_through_uv, name="g_last_conv")
 
@@ -130,18 +137,18 @@ class CocoGanGenerator(keras.Model):
         self.to_rgb.build(shape)
         self.built = True
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=False, update_state=True):
         z, micro_coords = inputs
         condition = ops.concatenate([z, micro_coords], axis=-1)
-        h = self.seed_dense(condition, training=training)
+        h = self.seed_dense(condition, training=training, update_u=update_state)
         h = ops.reshape(h, (-1, 2, 2, 16 * self.ngf))
         for block in self.blocks:
-            h = block(h, condition, training=training)
+            h = block(h, condition, training=training, update_state=update_state)
         h = ops.relu(self.last_norm(h, training=training))
-        return ops.tanh(self.to_rgb(h, training=training))
+        return ops.tanh(self.to_rgb(h, training=training, update_u=update_state))
 
     def get_config(self):
         return {**super().get_config(), "micro_size": self.micro_size, "z_dim": self.z_dim,
                 "coord_dim": self.coord_dim, "ngf": self.ngf, "extra_layers": self.extra_layers,
                 "cbn_variance": self.cbn_variance, "snlinear_init": self.snlinear_init,
-                "sn_grad_through_uv": self.sn_grad_through_uv}
+                "sn_grad_through_uv": self.sn_grad_through_uv, "bn_moving_stats": self.bn_moving_stats}

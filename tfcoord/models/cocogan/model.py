@@ -18,6 +18,7 @@ from keras import ops
 
 from tfcoord.coords import CocoGanCoordinates, crop_patches, merge_patches
 from tfcoord.errors import UserError
+from tfcoord.layers.spectral_norm import power_iteration, spectral_norm_layers
 from tfcoord.models.base import CoordinateGan, step_seed
 from tfcoord.models.cocogan.discriminator import CocoGanDiscriminator, PredictionHead
 from tfcoord.models.cocogan.generator import CocoGanGenerator
@@ -33,21 +34,22 @@ def build_networks(model_cfg):
     """G, D, head A and (optionally) head Q for a ``model`` config section, built."""
     geometry = geometry_of(model_cfg)
     common = dict(snlinear_init=model_cfg.snlinear_init, sn_grad_through_uv=model_cfg.sn_grad_through_uv)
+    norm = dict(bn_moving_stats=model_cfg.bn_moving_stats)
     generator = CocoGanGenerator(micro_size=model_cfg.micro_size, z_dim=model_cfg.z_dim,
                                  coord_dim=geometry.coord_dim, ngf=model_cfg.ngf,
                                  extra_layers=model_cfg.g_extra_layers, cbn_variance=model_cfg.cbn_variance,
-                                 name="G_generator", **common)
+                                 name="G_generator", **common, **norm)
     discriminator = CocoGanDiscriminator(macro_size=model_cfg.macro_size, coord_dim=geometry.coord_dim,
                                          ndf=model_cfg.ndf, name="D_discriminator", **common)
     generator.build()
     discriminator.build()
     spatial_head = PredictionHead(geometry.coord_dim, model_cfg.aux_dim, discriminator.feature_dim,
-                                  name="GD_spatial_prediction_head", **common)
+                                  name="GD_spatial_prediction_head", **common, **norm)
     spatial_head.build()
     content_head = None
     if model_cfg.content_head:
         content_head = PredictionHead(model_cfg.z_dim, model_cfg.aux_dim, discriminator.feature_dim,
-                                      name="Q_content_prediction_head", **common)
+                                      name="Q_content_prediction_head", **common, **norm)
         content_head.build()
     return generator, discriminator, spatial_head, content_head
 
@@ -74,9 +76,22 @@ def gradient_penalty(gradients, norm: str):
 
 def spatial_loss(predicted, target, kind: str):
     """Per-example spatial consistency loss L_S: mean squared error (official) or L2 distance."""
+    target = ops.cast(target, predicted.dtype)  # coordinates are float32 whatever the dtype policy
     if kind == "l2_norm":
         return ops.sqrt(ops.sum(ops.square(predicted - target), axis=-1) + 1e-12)
     return ops.mean(ops.square(predicted - target), axis=-1)
+
+
+def advance_spectral_norms(*networks):
+    """Store one power iteration in every spectral norm of ``networks``: ``u <- u'(W, u)``.
+
+    The official graph runs these assignments once per step, as control dependencies of
+    the optimizer, from the weights and ``u`` the step's forward passes read.
+    """
+    for network in networks:
+        for layer in spectral_norm_layers(network):
+            kernel_matrix = ops.reshape(layer.kernel, (-1, layer.kernel.shape[-1]))
+            layer.u.assign(power_iteration(kernel_matrix, layer.u)[1])
 
 
 def average(per_example, global_batch_size: int):
@@ -103,6 +118,10 @@ class CocoGan(CoordinateGan):
 
     def build(self):
         self.build_networks()
+        self.build_optimizers()
+
+    def build_optimizers(self):
+        """The Adam optimizers, built for the networks' variables (after a conversion, too)."""
         optim = self.config.optim
 
         def adam(lr):
@@ -175,13 +194,13 @@ class CocoGan(CoordinateGan):
             inputs["extrapolation_col"] = tf.random.stateless_uniform([batch], extrap_seeds[1], 0, cols, tf.int32) - shift
         return inputs
 
-    def generate_macro_patches(self, z, macro_row, macro_col, training):
+    def generate_macro_patches(self, z, macro_row, macro_col, training, update_state=True):
         """phi(G(z, C'')): the macro patches whose top-left micro indices are (row, col)."""
         n = self.geometry.micro_per_macro
         micro_coords = ops.reshape(self.geometry.micro_coords_of_macro(macro_row, macro_col),
                                    (-1, self.geometry.coord_dim))
         z_per_patch = ops.repeat(z, n * n, axis=0)  # one z for all micro patches of a macro patch
-        patches = self.generator([z_per_patch, micro_coords], training=training)
+        patches = self.generator([z_per_patch, micro_coords], training=training, update_state=update_state)
         return merge_patches(patches, n, n)
 
     def real_macro_patches(self, images, macro_row, macro_col):
@@ -190,87 +209,141 @@ class CocoGan(CoordinateGan):
         return crop_patches(images, top, left, self.config.model.macro_size,
                             wrap_columns=self.geometry.system == "cylindrical")
 
+    # Which step moves which network state (the official update collections, trainer.py):
+    # G's u and CBN recorders in the G step; D's u in the D step; A's u in the D step (and
+    # the G step when A is in both optimizers, Q4); Q's u in the Q step. Each is advanced
+    # once per step from the state the step started with, so every call of a step (real,
+    # fake, gradient-penalty interpolates) divides by the same sigma. The plain BNs move
+    # their averages on every training call, as tf.contrib's in-place updates do.
+
+    def _spatial_predictions(self, h_real, h_fake, update_u):
+        """A on real and fake features in one call (one BN group each, one state update)."""
+        predicted = self.spatial_head(ops.concatenate([h_real, h_fake], axis=0), training=True,
+                                      update_u=update_u, groups=2)
+        return ops.split(predicted, 2, axis=0)
+
+    def _content_loss(self, z, h_fake, update_u):
+        """Per-example L_Q = mean |z - Q(h)| of fake features (code_loss before its weight)."""
+        return ops.mean(ops.abs(z - self.content_head(h_fake, training=True, update_u=update_u)), axis=-1)
+
+    def _uses_content(self):
+        return self.content_head is not None and self.config.loss.content_weight > 0
+
     def _critic_losses(self, real, real_coords, fake, fake_coords, z, gp_alpha, global_batch_size,
                        fake_spatial_mask=None):
         """The D loss (averaged over the global batch) and its terms for logging."""
         loss_cfg = self.config.loss
-        d_real, h_real = self.discriminator(real, real_coords, training=True, update_u=True)
+        d_real, h_real = self.discriminator(real, real_coords, training=True, update_u=False)
         d_fake, h_fake = self.discriminator(fake, fake_coords, training=True, update_u=False)
         mixed = gp_alpha * fake + (1.0 - gp_alpha) * real
         with tf.GradientTape() as gp_tape:
             gp_tape.watch(mixed)
             d_mixed, _ = self.discriminator(mixed, None, training=True, update_u=False)  # quirk Q3
         penalty = gradient_penalty(gp_tape.gradient(d_mixed, mixed), loss_cfg.gp_norm)
-        spatial_real = spatial_loss(self.spatial_head(h_real, training=True), real_coords, loss_cfg.spatial_loss)
-        spatial_fake = spatial_loss(self.spatial_head(h_fake, training=True), fake_coords, loss_cfg.spatial_loss)
+        predicted_real, predicted_fake = self._spatial_predictions(h_real, h_fake, update_u=False)
+        spatial_real = spatial_loss(predicted_real, real_coords, loss_cfg.spatial_loss)
+        spatial_fake = spatial_loss(predicted_fake, fake_coords, loss_cfg.spatial_loss)
         if fake_spatial_mask is not None:
             spatial_fake = ops.where(fake_spatial_mask, spatial_fake, ops.stop_gradient(spatial_fake))
         per_example = (d_fake - d_real + loss_cfg.gp_weight * penalty
                        + loss_cfg.spatial_weight * (spatial_real + spatial_fake))
         terms = {"wasserstein": average(d_real - d_fake, global_batch_size),
                  "gradient_penalty": average(penalty, global_batch_size),
-                 "spatial_real": average(spatial_real, global_batch_size)}
-        if self.content_head is not None and loss_cfg.content_weight:
-            content = ops.mean(ops.abs(z - self.content_head(h_fake, training=True)), axis=-1)
+                 "spatial_real": average(spatial_real, global_batch_size),
+                 "spatial_fake": average(spatial_fake, global_batch_size)}
+        if self._uses_content():
+            content = self._content_loss(z, h_fake, update_u=False)
             per_example += loss_cfg.content_weight * content
+            terms["content"] = average(content, global_batch_size)
         return average(per_example, global_batch_size), terms
 
-    def _generator_loss(self, fake, macro_coords, z, global_batch_size, fake_spatial_mask=None):
+    def _critic_step(self, real, real_coords, fake_args, z, gp_alpha, global_batch_size, optimizer,
+                     fake_spatial_mask=None):
+        """One D (and A) update on WGAN-GP + spatial (+ content) losses; returns the loss terms."""
+        fake_row, fake_col, fake_coords = fake_args
+        with tf.GradientTape() as tape:
+            fake = self.generate_macro_patches(z, fake_row, fake_col, training=True, update_state=False)
+            d_loss, terms = self._critic_losses(real, real_coords, fake, fake_coords, z, gp_alpha,
+                                                global_batch_size, fake_spatial_mask)
+        variables = self.d_variables()
+        gradients = tape.gradient(d_loss, variables)
+        advance_spectral_norms(self.discriminator, self.spatial_head)
+        optimizer.apply_gradients(zip(gradients, variables))
+        return {"d_loss": d_loss, **terms}
+
+    def _generator_step(self, real, real_coords, fake_args, z, global_batch_size, optimizer, variables,
+                        fake_spatial_mask=None):
+        """One G update on the non-saturating WGAN + spatial (+ content) losses."""
         loss_cfg = self.config.loss
-        d_fake, h_fake = self.discriminator(fake, macro_coords, training=True, update_u=False)
-        spatial_fake = spatial_loss(self.spatial_head(h_fake, training=True), macro_coords, loss_cfg.spatial_loss)
-        if fake_spatial_mask is not None:
-            spatial_fake = ops.where(fake_spatial_mask, spatial_fake, ops.stop_gradient(spatial_fake))
-        per_example = -d_fake + loss_cfg.spatial_weight * spatial_fake
-        content = None
-        if self.content_head is not None and loss_cfg.content_weight:
-            content = ops.mean(ops.abs(z - self.content_head(h_fake, training=True)), axis=-1)
-            per_example += loss_cfg.content_weight * content
-        return average(per_example, global_batch_size), average(spatial_fake, global_batch_size), content
+        fake_row, fake_col, fake_coords = fake_args
+        spatial_head_in_g = loss_cfg.spatial_head_optimizers == "both"  # quirk Q4
+        with tf.GradientTape() as tape:
+            fake = self.generate_macro_patches(z, fake_row, fake_col, training=True)
+            d_fake, h_fake = self.discriminator(fake, fake_coords, training=True, update_u=False)
+            terms = {}
+            if spatial_head_in_g:
+                # The official g_loss holds the whole coordinate loss; the real term only trains A.
+                _, h_real = self.discriminator(real, real_coords, training=True, update_u=False)
+                predicted_real, predicted_fake = self._spatial_predictions(h_real, h_fake, update_u=True)
+                spatial_real = spatial_loss(predicted_real, real_coords, loss_cfg.spatial_loss)
+                terms["g_spatial_real"] = average(spatial_real, global_batch_size)
+            else:
+                predicted_fake = self.spatial_head(h_fake, training=True, update_u=False)
+                spatial_real = 0.0
+            spatial_fake = spatial_loss(predicted_fake, fake_coords, loss_cfg.spatial_loss)
+            if fake_spatial_mask is not None:
+                spatial_fake = ops.where(fake_spatial_mask, spatial_fake, ops.stop_gradient(spatial_fake))
+            per_example = -d_fake + loss_cfg.spatial_weight * (spatial_real + spatial_fake)
+            if self._uses_content():
+                content = self._content_loss(z, h_fake, update_u=False)
+                per_example += loss_cfg.content_weight * content
+                terms["g_content"] = average(content, global_batch_size)
+            g_loss = average(per_example, global_batch_size)
+        optimizer.apply_gradients(zip(tape.gradient(g_loss, variables), variables))
+        return {"g_loss": g_loss, "g_adversarial": average(-d_fake, global_batch_size),
+                "g_spatial_fake": average(spatial_fake, global_batch_size), **terms}
+
+    def _content_step(self, fake_args, z, global_batch_size):
+        """One Q update on the content loss, after the G step (official order: D, G, then Q)."""
+        fake_row, fake_col, fake_coords = fake_args
+        fake = self.generate_macro_patches(z, fake_row, fake_col, training=True, update_state=False)
+        d_fake, h_fake = self.discriminator(fake, fake_coords, training=True, update_u=False)
+        variables = self.content_head.trainable_variables
+        with tf.GradientTape() as tape:
+            q_loss = average(self.config.loss.content_weight * self._content_loss(z, h_fake, update_u=True),
+                             global_batch_size)
+        self.q_optimizer.apply_gradients(zip(tape.gradient(q_loss, variables), variables))
+        # The official q_loss also adds G's adversarial loss (no gradient reaches Q through it).
+        return {"q_loss": q_loss, "q_adversarial": average(-d_fake, global_batch_size)}
 
     def _adversarial_step(self, real_images, z, gp_alpha, real_row, real_col, fake_row, fake_col,
                           global_batch_size, g_optimizer, d_optimizer, g_variables, fake_spatial_mask=None):
         """One D update followed by one G update reusing z and coordinates (official loop)."""
         real = self.real_macro_patches(real_images, real_row, real_col)
         real_coords = self.geometry.macro_coords(real_row, real_col)
-        fake_coords = self.geometry.macro_coords(fake_row, fake_col)
-        with tf.GradientTape() as d_tape:
-            fake = self.generate_macro_patches(z, fake_row, fake_col, training=True)
-            d_loss, terms = self._critic_losses(real, real_coords, fake, fake_coords, z, gp_alpha,
-                                                global_batch_size, fake_spatial_mask)
-        d_variables = self.d_variables()
-        d_optimizer.apply_gradients(zip(d_tape.gradient(d_loss, d_variables), d_variables))
-
-        with tf.GradientTape(persistent=True) as g_tape:
-            fake = self.generate_macro_patches(z, fake_row, fake_col, training=True)
-            g_loss, spatial_fake, content = self._generator_loss(fake, fake_coords, z, global_batch_size,
-                                                                 fake_spatial_mask)
-            q_loss = None
-            if content is not None:
-                q_loss = average(self.config.loss.content_weight * content, global_batch_size)
-        g_optimizer.apply_gradients(zip(g_tape.gradient(g_loss, g_variables), g_variables))
-        losses = {"d_loss": d_loss, "g_loss": g_loss, "spatial_fake": spatial_fake, **terms}
-        if q_loss is not None and fake_spatial_mask is None:
-            q_variables = self.content_head.trainable_variables
-            self.q_optimizer.apply_gradients(zip(g_tape.gradient(q_loss, q_variables), q_variables))
-            losses["q_loss"] = q_loss
-        del g_tape
-        return losses
+        fake_args = (fake_row, fake_col, self.geometry.macro_coords(fake_row, fake_col))
+        losses = self._critic_step(real, real_coords, fake_args, z, gp_alpha, global_batch_size, d_optimizer,
+                                   fake_spatial_mask)
+        losses.update(self._generator_step(real, real_coords, fake_args, z, global_batch_size, g_optimizer,
+                                           g_variables, fake_spatial_mask))
+        return losses, fake_args
 
     def train_step(self, batch, global_batch_size):
         images = batch["image"]
         if self.geometry.system == "cylindrical":
             images = self.roll_columns(images, batch["roll"])
-        losses = self._adversarial_step(
+        losses, fake_args = self._adversarial_step(
             images, batch["z"], batch["gp_alpha"], batch["macro_row"], batch["macro_col"],
             batch["macro_row"], batch["macro_col"], global_batch_size,
             self.g_optimizer, self.d_optimizer, self.g_variables())
+        if self._uses_content():
+            losses.update(self._content_step(fake_args, batch["z"], global_batch_size))
         if self.extrapolation_optimizers is not None:
             fake_row, fake_col = batch["extrapolation_row"], batch["extrapolation_col"]
             coords = self.geometry.macro_coords(fake_row, fake_col)
             inside = ops.all(ops.abs(coords) <= EXTRAPOLATION_BOUND, axis=-1)
             g_opt, d_opt = self.extrapolation_optimizers
-            extrapolation = self._adversarial_step(
+            extrapolation, _ = self._adversarial_step(
                 images, batch["z"], batch["gp_alpha"], batch["macro_row"], batch["macro_col"],
                 fake_row, fake_col, global_batch_size, g_opt, d_opt, self.extrapolation_g_variables(),
                 fake_spatial_mask=inside)
