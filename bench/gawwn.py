@@ -11,8 +11,9 @@ draws birds for random (caption, box) pairs: a caption of a random species (one 
 templates) and the tight box of another real rendered bird. The synthetic renderer is the
 ground truth:
 
-* a small per-pixel part classifier (background + the renderer's 11 part ids) is trained on
-  rendered birds and their exact part maps, then labels the generated pixels;
+* the per-pixel part classifier of :mod:`tfcoord.metrics.quality` (background + the renderer's
+  11 part ids, trained on rendered birds and their exact part maps, cached) labels the
+  generated pixels;
 * (a) ``box_fraction``: the fraction of the bird pixels (anything not background) inside the
   requested box;
 * (b) ``colour_match``: for every part the caption names a colour for (crown, breast, belly,
@@ -38,110 +39,43 @@ from bench.common import REPO, machine_info, markdown_table, memory, report, run
     write_json
 
 MODULES = ("tfcoord.models.gawwn.model", "tfcoord.training.loop")
-NUM_CLASSES = 12  # background + part ids 1..11 of tfcoord.data.synthetic_birds.PART_IDS
-SEGMENTER_IMAGES = 1536
-SEGMENTER_STEPS = 600
+DOMAIN = "synthetic-birds"
 EVAL_SAMPLES = 128
-SIZE = 64
-SEED = 20240
 
 
-# -- ground truth -----------------------------------------------------------------------------
-def rendered(count, offset):
-    """(images uint8, part maps, boxes, species, captions) of rendered birds offset.. offset + count."""
-    import numpy as np
+def features_workload(quick):
+    """The shared part classifier (tfcoord.metrics.quality): from its cache, or trained now."""
+    baseline = start_child("tfcoord.metrics.quality.network")
+    from tfcoord.metrics.quality.network import Recipe, load_or_train
 
-    from tfcoord.data.synthetic_birds import render_bird
-
-    samples = [render_bird(SEED, offset + i, SIZE, SIZE) for i in range(count)]
-    return (np.stack([s.image for s in samples]), np.stack([s.parts for s in samples]).astype("int32"),
-            np.stack([s.bbox for s in samples]), [s.species for s in samples], [s.captions for s in samples])
+    network = load_or_train(DOMAIN, Recipe.for_domain(DOMAIN, quick))
+    return {**network.info["held_out"], "train_s": network.info["train_s"], "cached": network.info["cached"],
+            **memory(baseline)}
 
 
-def build_segmenter():
-    import keras
-
-    inputs = keras.Input((SIZE, SIZE, 3))
-    x = inputs
-    for rate, width in ((1, 32), (2, 32), (4, 48), (8, 48), (1, 48)):
-        x = keras.layers.Conv2D(width, 3, padding="same", dilation_rate=rate, activation="relu")(x)
-    return keras.Model(inputs, keras.layers.Conv2D(NUM_CLASSES, 1)(x))
-
-
-def segmenter_workload(folder, images, steps):
-    baseline = start_child("tfcoord.data.synthetic_birds")
-    import keras
-    import numpy as np
-    import tensorflow as tf
-
-    keras.utils.set_random_seed(0)
-    pixels, parts, *_ = rendered(images, 10_000_000)
-    # Background covers ~90 % of the pixels: weight it down so that the parts are learned at all.
-    weights = np.where(parts > 0, 1.0, 0.15).astype("float32")
-    data = tf.data.Dataset.from_tensor_slices((pixels.astype("float32") / 127.5 - 1.0, parts, weights)).shuffle(
-        images, seed=0).repeat().batch(32)
-    model = build_segmenter()
-    model.compile(keras.optimizers.Adam(2e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
-    elapsed = seconds(lambda: model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0))
-    test_pixels, test_parts, *_ = rendered(128, 20_000_000)
-    predicted = np.argmax(model.predict(test_pixels.astype("float32") / 127.5 - 1.0, verbose=0), -1)
-    model.save_weights(f"{folder}/segmenter.weights.h5")
-    bird = test_parts > 0
-    return {"pixel_accuracy": float((predicted == test_parts).mean()),
-            "bird_iou": float((bird & (predicted > 0)).sum() / (bird | (predicted > 0)).sum()),
-            "train_s": elapsed, **memory(baseline)}
-
-
-def control_scores(images, boxes, captions, labels):
-    """(box fraction per image, [colour matches], [named parts]) of images (uint8) given part labels."""
-    import numpy as np
-
-    from tfcoord.data.synthetic_birds import PALETTE, PART_IDS, caption_colours
-
-    names = list(PALETTE)
-    table = np.array([PALETTE[n] for n in names], "float32")
-    fractions, matches = [], []
-    for image, box, caption, label in zip(images, boxes, captions, labels):
-        bird = label > 0
-        rows, cols = np.mgrid[0:SIZE, 0:SIZE] + 0.5
-        ymin, xmin, ymax, xmax = np.asarray(box) * SIZE
-        inside = (rows >= ymin) & (rows <= ymax) & (cols >= xmin) & (cols <= xmax)
-        fractions.append(float((bird & inside).sum() / max(bird.sum(), 1)))
-        nearest = np.argmin(((image[..., None, :] / 255.0 - table) ** 2).sum(-1), axis=-1)
-        for part, colour in caption_colours(caption).items():
-            region = np.isin(label, PART_IDS[part])
-            if region.sum() < 4:
-                matches.append(0.0)
-                continue
-            dominant = names[int(np.bincount(nearest[region], minlength=len(names)).argmax())]
-            matches.append(float(dominant == colour))
-    return fractions, matches
-
-
-def evaluate_workload(folder, run, step, samples):
+def evaluate_workload(run, step, samples, quick):
     baseline = start_child(*MODULES)
     import keras
     import numpy as np
 
     from tfcoord.config import load_run_config
+    from tfcoord.images import to_uint8
+    from tfcoord.metrics.quality import structure
+    from tfcoord.metrics.quality.domains import get_domain
+    from tfcoord.metrics.quality.network import Recipe, load_or_train
     from tfcoord.models import section_classes
     from tfcoord.models.gawwn.model import Gawwn
-    from tfcoord.images import to_uint8
     from tfcoord.training.checkpoints import restore_networks
 
-    segmenter = build_segmenter()
-    segmenter.load_weights(f"{folder}/segmenter.weights.h5")
-
-    def label(images_uint8):
-        return np.argmax(segmenter.predict(images_uint8.astype("float32") / 127.5 - 1.0, verbose=0), -1)
-
-    real, _, boxes, species, captions = rendered(samples, 30_000_000)
+    label = load_or_train(DOMAIN, Recipe.for_domain(DOMAIN, quick)).labels
+    truth = get_domain(DOMAIN).render("reference", samples)
+    real, boxes, captions = truth.images, truth.extras["boxes"], truth.extras["captions"]
     rng = np.random.default_rng(step)
     if run is None:  # the ceiling: real birds, their own captions and boxes
         chosen = [c[rng.integers(len(c))] for c in captions]
-        fractions, matches = control_scores(real, boxes, chosen, label(real))
-        return {"box_fraction": float(np.mean(fractions)), "colour_match": float(np.mean(matches)),
+        labels = label(real)
+        return {"box_fraction": float(np.mean(structure.box_fractions(labels, boxes))),
+                "colour_match": float(np.mean(structure.colour_matches(real, chosen, labels))),
                 **memory(baseline)}
     config = load_run_config(run, section_classes)
     model = Gawwn(config)
@@ -157,11 +91,11 @@ def evaluate_workload(folder, run, step, samples):
     generate_s = seconds(lambda: model.generate_from_box(z, text, boxes))
     images = to_uint8(model.generate_from_box(z, text, boxes))
     labels = label(images)
-    fractions, matches = control_scores(images, boxes, chosen, labels)
     shifted = np.roll(boxes, 7, axis=0)  # an unrelated box: how much lands there by chance
-    chance, _ = control_scores(images, shifted, chosen, labels)
-    return {"box_fraction": float(np.mean(fractions)), "colour_match": float(np.mean(matches)),
-            "box_fraction_unrelated_box": float(np.mean(chance)), "generate_s_per_image": generate_s / samples,
+    return {"box_fraction": float(np.mean(structure.box_fractions(labels, boxes))),
+            "colour_match": float(np.mean(structure.colour_matches(images, chosen, labels))),
+            "box_fraction_unrelated_box": float(np.mean(structure.box_fractions(labels, shifted))),
+            "generate_s_per_image": generate_s / samples,
             **memory(baseline)}
 
 
@@ -200,7 +134,7 @@ def paper_generation_workload(batch, runs):
     return {"first_call_s": first, "s_per_image": statistics.median(times) / batch, **memory(baseline)}
 
 
-WORKLOADS = {"segmenter": segmenter_workload, "evaluate": evaluate_workload, "train": train_workload,
+WORKLOADS = {"features": features_workload, "evaluate": evaluate_workload, "train": train_workload,
              "paper_generation": paper_generation_workload}
 
 
@@ -226,25 +160,23 @@ def main(argv=None):
     folder = tempfile.mkdtemp(prefix="bench-gawwn-")
     run = f"{folder}/run"
     try:
-        segmenter = run_workload("bench.gawwn", {"workload": "segmenter", "folder": folder,
-                                                 "images": 256 if args.quick else SEGMENTER_IMAGES,
-                                                 "steps": 60 if args.quick else SEGMENTER_STEPS}, timeout=3600)
+        segmenter = run_workload("bench.gawwn", {"workload": "features", "quick": args.quick}, timeout=3600)
         training = run_workload("bench.gawwn", {"workload": "train", "run": run, "steps": steps, "seed": args.seed},
                                 timeout=7200)
-        rows = [{**run_workload("bench.gawwn", {"workload": "evaluate", "folder": folder, "run": None, "step": 0,
-                                                "samples": samples}),
+        rows = [{**run_workload("bench.gawwn", {"workload": "evaluate", "run": None, "step": 0,
+                                                "samples": samples, "quick": args.quick}),
                  "what": "real rendered birds (ceiling)", "step": None}]
         quarter = max(steps // 4, 1)  # the checkpoints train_workload writes
         for step in sorted({0, *(min(quarter * q, steps) for q in (1, 2, 3)), steps}):
             rows.append({"what": "generated", "step": step,
-                         **run_workload("bench.gawwn", {"workload": "evaluate", "folder": folder, "run": run,
-                                                        "step": step, "samples": samples})})
+                         **run_workload("bench.gawwn", {"workload": "evaluate", "run": run, "step": step,
+                                                        "samples": samples, "quick": args.quick})})
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     generation = run_workload("bench.gawwn", {"workload": "paper_generation", "batch": 1,
                                               "runs": 3 if args.quick else 7})
-    print(f"part classifier: pixel accuracy {segmenter['pixel_accuracy']:.3f}, bird IoU {segmenter['bird_iou']:.3f} "
-          "on held-out renders")
+    print(f"part classifier (tfcoord.metrics.quality): pixel accuracy {segmenter['pixel_accuracy']:.3f}, mean IoU "
+          f"{segmenter['mean_iou']:.3f}, bird IoU {segmenter['foreground_iou']:.3f} on held-out renders")
     print(f"training (seed {seed}): {steps} steps in {training['train_s']:.0f} s ({training['steps_per_s']:.2f} steps/s), "
           f"peak RSS {training['peak_rss_mb']:.0f} MB\n")
     print(markdown_table(rows, [("what", "what", "s"), ("step", "step", "d"), ("box_fraction", "box_fraction", ".3f"),

@@ -55,3 +55,25 @@ def tiny_cocogan_run(tmp_path_factory):
 def tiny_panorama_run(tmp_path_factory):
     return make_run(tmp_path_factory.mktemp("runs") / "cocogan-panorama",
                     preset="panorama_tiny", overrides=["train.batch_size=4"])
+
+
+@pytest.fixture(scope="session")
+def quality_cache(tmp_path_factory):
+    """A cache folder (the TFCOORD_CACHE_DIR layout) for the quality evaluator's feature networks."""
+    return tmp_path_factory.mktemp("tfcoord-cache")
+
+
+@pytest.fixture(scope="session")
+def quality_network(quality_cache):
+    """``quality_network(domain)``: the quick feature network of an embedded source, trained once into quality_cache."""
+    from tfcoord.metrics.quality.network import Recipe, load_or_train
+
+    networks = {}
+
+    def network(domain):
+        if domain not in networks:
+            networks[domain] = load_or_train(domain, Recipe.for_domain(domain, quick=True),
+                                             folder=quality_cache / "quality")
+        return networks[domain]
+
+    return network

@@ -48,6 +48,13 @@ LEG_COLOURS = ("black", "grey", "orange", "brown")
 # Caption part name -> the ids in the part map that show it.
 PART_IDS = {"back": (1,), "breast": (2,), "belly": (3,), "crown": (4,), "throat": (5,), "wings": (6, 7),
             "tail": (8,), "beak": (9,), "eye": (10,), "legs": (11,)}
+# What each value of a part map (BirdSample.parts) shows: 0 is not the bird.
+PART_CLASSES = ("background", "back", "breast", "belly", "crown", "throat", "near wing", "far wing", "tail", "beak",
+                "eye", "legs")
+# The part-map ids each CUB keypoint (tfcoord.data.gawwn.parts.CUB_PARTS) is drawn on or next to.
+KEYPOINT_PART_IDS = {"back": (1,), "beak": (9,), "belly": (3,), "breast": (2,), "crown": (4,), "forehead": (4,),
+                     "left_eye": (10,), "left_leg": (11,), "left_wing": (6, 7), "nape": (4,), "right_eye": (10,),
+                     "right_leg": (11,), "right_wing": (6, 7), "tail": (8,), "throat": (5,)}
 # The attribute that colours each caption part.
 COLOURED_PARTS = ("crown", "breast", "belly", "back", "wings", "tail")
 

@@ -6,6 +6,11 @@ glow, three hazy mountain ridges (fractal 1-D value noise, farther ridges lighte
 bluer through aerial perspective), a lake below the horizon with a darkened, rippled
 reflection, and a textured foreground. Lengths are in units of the image height, so
 wide images show more of the same kind of scene rather than stretched ones.
+
+:func:`render_scene` also returns the ground truth the pixels were drawn from (the
+quality evaluator's labels, :mod:`tfcoord.metrics.quality`): a per-pixel class map
+(:data:`CLASSES`: the layer painted last where its soft mask passes one half) and the
+horizon row (the shore line a lake ends at and the ridges stand on).
 """
 
 import numpy as np
@@ -27,6 +32,9 @@ _SNOW = np.array([0.93, 0.94, 0.97], np.float32)
 _GROUND = np.array([0.16, 0.26, 0.10], np.float32)
 _DEEP_WATER = np.array([0.05, 0.12, 0.18], np.float32)
 _NUM_RIDGES = 3
+# Per-pixel classes of render_scene, back to front (the painting order).
+CLASSES = ("sky", "far ridge", "middle ridge", "near ridge", "water", "ground")
+SKY, WATER, GROUND = 0, 4, 5
 
 
 class _Draws:
@@ -91,15 +99,19 @@ def _sky(y, x, draws, time_of_day, horizon, aspect, height):
 
 
 def _draw_layer(canvas, colour, top_edge, y, height, below=None):
-    """Paints ``colour`` onto ``canvas`` below the curve ``top_edge`` (and above row ``below``)."""
+    """Paints ``colour`` onto ``canvas`` below the curve ``top_edge`` (and above row ``below``); returns
+    the canvas and the layer's soft mask."""
     mask = tf.sigmoid((y - top_edge) * height)
     if below is not None:
         mask = mask * tf.sigmoid((below - y) * height)
-    return _lerp(canvas, colour, mask)
+    return _lerp(canvas, colour, mask), mask
 
 
 def _mountains(canvas, y, x, draws, time_of_day, horizon, has_water, grain, height):
-    """Three ridges back to front; farther ones lighter and bluer, with mist in their valleys."""
+    """Three ridges back to front; farther ones lighter and bluer, with mist in their valleys.
+
+    Returns the canvas and the ridges' soft masks, far to near."""
+    masks = []
     haze = _palette(_SKY_HORIZON, time_of_day)
     light = _palette(_LIGHT, time_of_day)
     for ridge in range(_NUM_RIDGES):
@@ -123,12 +135,14 @@ def _mountains(canvas, y, x, draws, time_of_day, horizon, has_water, grain, heig
         mist = tf.clip_by_value((y - top_edge) / 0.2, 0.0, 1.0) * 0.3 * (1.0 - depth)
         colour = _lerp(colour, haze, tf.clip_by_value(aerial + mist, 0.0, 1.0))
         below = tf.where(has_water > 0.5, horizon, 2.0)
-        canvas = _draw_layer(canvas, colour, top_edge, y, height, below)
-    return canvas
+        canvas, mask = _draw_layer(canvas, colour, top_edge, y, height, below)
+        masks.append(mask)
+    return canvas, masks
 
 
 def _lake(scene, y, x, draws, time_of_day, horizon, height):
-    """Scene mirrored about the horizon, rippled, darkened and tinted toward deep water."""
+    """Scene mirrored about the horizon, rippled, darkened and tinted toward deep water; returns the
+    scene and the water's soft mask."""
     rows, cols = tf.shape(scene)[0], tf.shape(scene)[1]
     pixel_y = y[..., 0] * height  # (H, 1)
     pixel_x = x[..., 0] * height  # (1, W)
@@ -145,11 +159,14 @@ def _lake(scene, y, x, draws, time_of_day, horizon, height):
     nearness = tf.clip_by_value((y - horizon) / tf.maximum(1.0 - horizon, 1e-3), 0.0, 1.0)
     deep = _DEEP_WATER * _palette(_LIGHT, time_of_day)
     water = _lerp(reflection * 0.75, deep, 0.15 + 0.55 * nearness)
-    return _lerp(scene, water, tf.sigmoid((y - horizon) * height))
+    mask = tf.sigmoid((y - horizon) * height)
+    return _lerp(scene, water, mask), mask
 
 
 def _foreground(canvas, y, x, draws, time_of_day, horizon, has_water, grain, height):
-    """A dark textured bank of grass and earth; on a lake scene only a strip of shore, sometimes none."""
+    """A dark textured bank of grass and earth; on a lake scene only a strip of shore, sometimes none.
+
+    Returns the canvas and the bank's soft mask."""
     light = _palette(_LIGHT, time_of_day)
     base = tf.where(has_water > 0.5, draws(80, low=0.9, high=1.08), horizon + draws(81, low=0.1, high=0.22))
     bumps = _fractal_noise(x, draws, 1020, draws(82, low=2.0, high=5.0), octaves=5)
@@ -164,6 +181,15 @@ def _foreground(canvas, y, x, draws, time_of_day, horizon, has_water, grain, hei
 
 def render(key, height, width) -> tf.Tensor:
     """The scene for stateless seed ``key`` (shape [2]) as uint8 ``(height, width, 3)``."""
+    return render_scene(key, height, width)[0]
+
+
+def render_scene(key, height, width):
+    """The scene for stateless seed ``key`` and its ground truth: ``(image, classes, horizon)``.
+
+    ``image`` is uint8 ``(height, width, 3)``, ``classes`` uint8 ``(height, width)`` indices into
+    :data:`CLASSES`, ``horizon`` the horizon row as a fraction of the height (float32 scalar).
+    """
     draws = _Draws(key)
     height_f, width_f = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
     # Pixel centres as (H, 1, 1) rows and (1, W, 1) columns: every mask broadcasts against RGB.
@@ -177,11 +203,18 @@ def render(key, height, width) -> tf.Tensor:
     grain = draws(92, [height, width, 1])
 
     scene = _sky(y, x, draws, time_of_day, horizon, aspect, height_f)
-    scene = _mountains(scene, y, x, draws, time_of_day, horizon, has_water, grain, height_f)
-    scene = tf.cond(has_water > 0.5, lambda: _lake(scene, y, x, draws, time_of_day, horizon, height_f),
-                    lambda: scene)
-    scene = _foreground(scene, y, x, draws, time_of_day, horizon, has_water, grain, height_f)
-    return tf.cast(tf.round(tf.clip_by_value(scene, 0.0, 1.0) * 255.0), tf.uint8)
+    scene, ridges = _mountains(scene, y, x, draws, time_of_day, horizon, has_water, grain, height_f)
+    no_water = tf.zeros_like(y)
+    scene, water = tf.cond(has_water > 0.5, lambda: _lake(scene, y, x, draws, time_of_day, horizon, height_f),
+                           lambda: (scene, no_water))
+    scene, ground = _foreground(scene, y, x, draws, time_of_day, horizon, has_water, grain, height_f)
+    image = tf.cast(tf.round(tf.clip_by_value(scene, 0.0, 1.0) * 255.0), tf.uint8)
+    # Each layer covers what was painted before it where its mask passes one half.
+    classes = tf.zeros([height, width], tf.uint8)
+    for label, mask in enumerate([*ridges, water, ground], start=1):
+        covered = tf.broadcast_to(mask[..., 0], [height, width]) > 0.5
+        classes = tf.where(covered, tf.constant(label, tf.uint8), classes)
+    return image, classes, horizon
 
 
 @tf.function(input_signature=[tf.TensorSpec([], tf.int64)] * 2 + [tf.TensorSpec([], tf.int32)] * 2)
@@ -189,9 +222,21 @@ def _render_one(seed, index, height, width):
     return render(element_seed(seed, index, SOURCE_RANDOMNESS), height, width)
 
 
+@tf.function(input_signature=[tf.TensorSpec([], tf.int64)] * 2 + [tf.TensorSpec([], tf.int32)] * 2)
+def _render_scene_one(seed, index, height, width):
+    return render_scene(element_seed(seed, index, SOURCE_RANDOMNESS), height, width)
+
+
 def render_landscape(seed: int, index: int, height: int, width: int) -> np.ndarray:
     """Landscape ``index`` of the stream for ``seed`` as uint8 ``(height, width, 3)``."""
     return _render_one(seed, index, height, width).numpy()
+
+
+def render_landscape_scene(seed: int, index: int, height: int, width: int):
+    """Landscape ``index`` of the stream for ``seed`` and its ground truth (see :func:`render_scene`):
+    ``(image uint8 (H, W, 3), classes uint8 (H, W), horizon row as a fraction of the height)``."""
+    image, classes, horizon = _render_scene_one(seed, index, height, width)
+    return image.numpy(), classes.numpy(), float(horizon)
 
 
 def source(argument: str | None) -> Source:
