@@ -65,6 +65,18 @@ def test_generators_and_discriminators_fit_every_image_size(size):
     assert networks.keypoint_discriminator(cfg, 16, 15)([image, maps, text]).shape == (2,)
 
 
+def test_resize_upsampling_repeats_pixels_and_keeps_the_networks_shapes():
+    from tfcoord.models.gawwn.networks import _nearest_up2
+
+    x = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)
+    np.testing.assert_array_equal(_nearest_up2(tf.constant(x)), x.repeat(2, axis=1).repeat(2, axis=2))
+    cfg = GawwnConfig(image_size=64, ngf=8, ndf=8, text_features=8, keypoint_generator_width=8, upsample="resize")
+    box_g, kp_g = networks.box_generator(cfg, 16), networks.keypoint_generator(cfg, 16, 15)
+    assert box_g.output_shape == kp_g.output_shape == (None, 64, 64, 3)
+    names = [layer.name for layer in box_g.layers if "to_rgb" in layer.name]
+    assert names and all(type(box_g.get_layer(n)).__name__ == "Conv2D" for n in names)  # not transposed
+
+
 def test_keypoint_maps_set_one_cell_per_visible_part():
     keypoints = np.array([[[0.0, 0.0, 1.0], [0.5, 0.25, 1.0], [0.999, 0.03, 1.0], [0.5, 0.5, 0.05]]], np.float32)
     maps = np.asarray(keypoint_maps(keypoints))
@@ -159,11 +171,34 @@ def test_train_step_updates_every_network():
     batch = {**batch, **model.step_inputs(1, 4)}
     before = {name: [w.numpy().copy() for w in net.trainable_weights] for name, net in model.network_items().items()}
     losses = {k: float(v) for k, v in tf.function(lambda b: model.train_step(b, 4))(batch).items()}
+    model.after_step()  # the trainer's cross-replica update: G's EMA (on in the tiny preset)
     assert set(losses) >= {"d_loss", "g_loss", "d_real", "d_wrong", "d_fake", "keypoint_d_loss", "keypoint_g_loss"}
     assert all(math.isfinite(v) for v in losses.values())
     for name, net in model.network_items().items():
         if before[name]:
             assert max(np.abs(a - w.numpy()).max() for a, w in zip(before[name], net.trainable_weights)) > 0, name
+
+
+def test_generator_ema_follows_the_trained_generator_and_draws_the_samples():
+    model = tiny_model("optim.g_ema_decay=0.5")
+    from tfcoord.data import make_dataset
+
+    assert "generator_ema" in model.network_items() and model.sampling_generator is model.generator_ema
+    start = [w.numpy().copy() for w in model.generator.weights]
+    assert all(np.array_equal(a, e.numpy()) for a, e in zip(start, model.generator_ema.weights))
+    batch = next(iter(make_dataset("synthetic-birds", image_size=model.image_size(), batch_size=4, seed=0)))
+    batch = {**batch, **model.step_inputs(1, 4)}
+    tf.function(lambda b: model.train_step(b, 4))(batch)
+    model.after_step()
+    decay = 2.0 / 11.0  # min(0.5, (1 + 1) / (10 + 1)): the warm-up after G's first update
+    for a, w, e in zip(start, model.generator.weights, model.generator_ema.weights):
+        np.testing.assert_allclose(e.numpy(), decay * a + (1 - decay) * w.numpy(), rtol=1e-5, atol=1e-6)
+    z, text = model.latents(0, 2), np.zeros((2, model.text_dim), np.float32)
+    box = np.array([[0.2, 0.1, 0.7, 0.6]] * 2, np.float32)
+    np.testing.assert_allclose(model.generate_from_box(z, text, box),
+                               model.generator_ema([z, text, box], training=False), atol=1e-5)
+    paper = load_config("gawwn", section_classes("gawwn"), preset="cub_bbox")
+    assert paper.optim.g_ema_decay == 0.0 and Gawwn(paper).generator_ema is None  # off in the paper presets
 
 
 def test_generation_refuses_bad_boxes_and_missing_generators():
@@ -206,7 +241,7 @@ def test_serving_signatures_equal_the_model_and_convert_to_tflite(tmp_path):
     box_model = tiny_model(build=False)
     box_model.build_networks()
     module = tf.Module()
-    module.variables_ = [w.value for w in box_model.generator.weights]
+    module.variables_ = [w.value for w in box_model.sampling_generator.weights]
     fn = box_model.serving_functions()["generate_from_box"]
     converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], module)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]

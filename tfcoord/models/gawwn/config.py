@@ -35,6 +35,10 @@ class GawwnConfig:
     # "mhp": the keypoint G of main_mhp.lua (region path: no batch norm after its linear map,
     # one residual block after its convolution); "cub": main_cub_keypoints.lua.
     variant: Literal["cub", "mhp"] = "cub"
+    # G's factor-2 upsamplings from the 16 x 16 maps to the image: "deconv" (4 x 4 stride-2 transposed
+    # convolutions, the paper) or "resize" (nearest-neighbour resize, then a 3 x 3 convolution: no
+    # pixel checkerboard; not in the paper).
+    upsample: Literal["deconv", "resize"] = "deconv"
     d_activation: Literal["leaky_relu", "elu"] = "leaky_relu"  # MHP: elu
     d_dropout: float = bounded(0.0, min=0.0, max=0.9)  # MHP: 0.2
     # D (and the keypoint critic) see real, wrong-text and fake examples in one batch, so that
@@ -115,6 +119,11 @@ class GawwnOptimConfig:
     # The learning rate is multiplied by lr_decay every this many steps (0: never). The paper
     # decays every 100 epochs: about 55 000 steps for CUB (8 855 training images, batch 16).
     decay_every: int = bounded(0, min=0)
+    # Not in the paper (0 = off): sample from an exponential moving average of G's weights (batch-norm
+    # statistics included), ``e <- d e + (1 - d) w`` after every step with ``d = min(g_ema_decay,
+    # (1 + step) / (10 + step))`` (the warm-up of tf.train.ExponentialMovingAverage), so that short runs
+    # are not stuck with their first weights. Generation, samples and export then use the average.
+    g_ema_decay: float = bounded(0.0, min=0.0, max=1.0)
 
 
 DEFAULT_PRESET = "tiny"

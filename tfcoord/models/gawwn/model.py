@@ -99,6 +99,7 @@ class Gawwn(CoordinateGan):
         self.parts = part_names(config.model.parts)
         self.flip_order = np.asarray(flip_order(self.parts), np.int32)
         self.text_encoder = self.image_encoder = None
+        self.generator_ema = None
         self.keypoint_completer = self.keypoint_critic = None
         self._probe = None
         self._functions = {}
@@ -122,6 +123,11 @@ class Gawwn(CoordinateGan):
         else:
             self.generator = networks.keypoint_generator(cfg, self.text_dim, K, name="generator")
             self.discriminator = networks.keypoint_discriminator(cfg, self.text_dim, K, name="discriminator")
+        if self.config.optim.g_ema_decay:
+            build = networks.box_generator if cfg.conditioning == "box" else (
+                lambda c, d, name: networks.keypoint_generator(c, d, K, name=name))
+            self.generator_ema = build(cfg, self.text_dim, name="generator_ema")
+            self.generator_ema.set_weights(self.generator.get_weights())
         if cfg.keypoint_generator:
             self.keypoint_completer = networks.keypoint_completer(cfg, self.text_dim, K, name="keypoint_completer")
             self.keypoint_critic = networks.keypoint_critic(cfg, self.text_dim, K, name="keypoint_critic")
@@ -178,7 +184,7 @@ class Gawwn(CoordinateGan):
 
     def network_items(self):
         items = {"generator": self.generator, "discriminator": self.discriminator}
-        for key in ("keypoint_completer", "keypoint_critic", "text_encoder", "image_encoder"):
+        for key in ("generator_ema", "keypoint_completer", "keypoint_critic", "text_encoder", "image_encoder"):
             if getattr(self, key) is not None:
                 items[key] = getattr(self, key)
         return items
@@ -353,6 +359,20 @@ class Gawwn(CoordinateGan):
         del tape
         return {"keypoint_d_loss": d_loss, "keypoint_g_loss": g_loss}
 
+    def after_step(self):
+        """G EMA (``optim.g_ema_decay``) in cross-replica context, after G's update."""
+        if self.generator_ema is None:
+            return
+        step = ops.cast(self.g_optimizer.iterations, "float32")
+        decay = ops.minimum(self.config.optim.g_ema_decay, (1.0 + step) / (10.0 + step))
+        for ema, variable in zip(self.generator_ema.weights, self.generator.weights):
+            ema.assign(decay * ema + (1.0 - decay) * variable)
+
+    @property
+    def sampling_generator(self):
+        """The generator that draws (generation, samples, export): the EMA copy when there is one."""
+        return self.generator if self.generator_ema is None else self.generator_ema
+
     # -- generation ------------------------------------------------------------------------
     def latents(self, seed: int, num: int) -> np.ndarray:
         """z ~ N(0, I)^z_dim for ``num`` images, deterministic for ``seed``."""
@@ -384,7 +404,7 @@ class Gawwn(CoordinateGan):
     def generate_from_box(self, z, text_embedding, boxes) -> np.ndarray:
         """Images (N, S, S, 3) in [-1, 1]: G(z, t, box) in eval mode; boxes (ymin, xmin, ymax, xmax)."""
         self._require("box")
-        generate = self._function("box", lambda z, t, b: self.generator([z, t, b], training=False))
+        generate = self._function("box", lambda z, t, b: self.sampling_generator([z, t, b], training=False))
         return np.array(generate(np.asarray(z, np.float32), np.asarray(text_embedding, np.float32),
                                  check_boxes(boxes)))
 
@@ -392,7 +412,8 @@ class Gawwn(CoordinateGan):
         """Images from keypoints (N, K, 3) = (x, y, visibility) in [0, 1]."""
         self._require("keypoints")
         generate = self._function("keypoints",
-                                  lambda z, t, k: self.generator([z, t, keypoint_maps(k)], training=False))
+                                  lambda z, t, k: self.sampling_generator([z, t, keypoint_maps(k)],
+                                                                            training=False))
         return np.array(generate(np.asarray(z, np.float32), np.asarray(text_embedding, np.float32),
                                  np.asarray(keypoints, np.float32)))
 
@@ -458,7 +479,7 @@ class Gawwn(CoordinateGan):
     def _real_condition(self, probe, row):
         if self.config.model.conditioning == "box":
             return probe["bbox"][row]
-        return self._keypoints({k: v[row:row + 1] for k, v in probe.items()})[0].numpy()
+        return np.asarray(self._keypoints({k: v[row:row + 1] for k, v in probe.items()})[0])
 
     def _generate_conditions(self, z, text, conditions):
         if self.config.model.conditioning == "box":

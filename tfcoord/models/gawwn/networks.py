@@ -60,12 +60,30 @@ def _residual(x, inner, outer, name, act=_relu):
     return act(y + x)
 
 
-def _upsample_to_rgb(x, channels, name):
-    """Factor-2 transposed convolutions through ``channels`` (BN, ReLU), then one to RGB and tanh."""
+def _up2(cfg, width, name, lowering=None):
+    """A factor-2 upsampling of G from the 16 x 16 maps to the image, to ``width`` channels: the paper's 4 x 4
+    stride-2 transposed convolution, or (``model.upsample="resize"``) a nearest-neighbour resize and a 3 x 3
+    convolution, which cannot draw the pixel checkerboard of transposed convolutions (Odena et al., Distill
+    2016). The paths below 16 x 16 keep their transposed convolutions (the 3 x 3 merge smooths them)."""
+    if cfg.upsample == "deconv":
+        return deconv(width, 4, 2, name=name, lowering=lowering)
+    layer = conv(width, 3, name=name)
+    return lambda x: layer(_nearest_up2(x))
+
+
+def _nearest_up2(x):
+    """(B, H, W, C) -> (B, 2H, 2W, C), each pixel repeated 2 x 2 (a broadcast: its gradient is a cheap sum)."""
+    _, height, width, channels = x.shape
+    x = x[:, :, None, :, None, :] * ops.ones((1, 1, 2, 1, 2, 1), x.dtype)
+    return ops.reshape(x, (-1, 2 * height, 2 * width, channels))
+
+
+def _upsample_to_rgb(x, channels, name, cfg):
+    """Factor-2 upsamplings through ``channels`` (BN, ReLU), then one to RGB and tanh."""
     for width in channels:
-        x = _relu(batch_norm(name("bn"))(deconv(width, 4, 2, name=name("deconv"))(x)))
+        x = _relu(batch_norm(name("bn"))(_up2(cfg, width, name("deconv"))(x)))
     # As a sub-pixel conv: mobile deconvolution kernels are slow for 3 output channels.
-    return ops.tanh(deconv(3, 4, 2, name=name("to_rgb"), lowering="subpixel")(x))
+    return ops.tanh(_up2(cfg, 3, name("to_rgb"), lowering="subpixel")(x))
 
 
 def box_generator(cfg, text_dim: int, name="box_generator"):
@@ -106,7 +124,7 @@ def box_generator(cfg, text_dim: int, name="box_generator"):
     x = _relu(batch_norm(name_of("merge_bn"))(deconv(2 * ngf, 3, 1, name=name_of("merge_deconv"))(x)))
     # 128 x 128: ngf at 32 x 32, then 32 (= ngf / 4 in the scripts) at 64 x 64.
     channels = [ngf] + [max(ngf // 2 ** (k + 1), 8) for k in range(1, n - 1)]
-    rgb = _upsample_to_rgb(x, channels[:n - 1], lambda k: name_of(f"merge_{k}"))
+    rgb = _upsample_to_rgb(x, channels[:n - 1], lambda k: name_of(f"merge_{k}"), cfg)
     return keras.Model([z, text, box], rgb, name=name)
 
 
@@ -203,7 +221,7 @@ def keypoint_generator(cfg, text_dim: int, num_parts: int, name="keypoint_genera
     x = _residual(x, ngf, 4 * ngf, lambda k: name_of(f"merge_res_{k}"))
     # 128 x 128: 2 ngf at 32 x 32, ngf at 64 x 64.
     channels = [2 * ngf, ngf] + [max(ngf // 2 ** k, 8) for k in range(1, n - 2)]
-    rgb = _upsample_to_rgb(x, channels[:n - 1], lambda k: name_of(f"up_{k}"))
+    rgb = _upsample_to_rgb(x, channels[:n - 1], lambda k: name_of(f"up_{k}"), cfg)
     return keras.Model([z, text, maps], rgb, name=name)
 
 

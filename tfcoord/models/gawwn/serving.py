@@ -35,7 +35,7 @@ def serving_functions(model, patch_size=None) -> dict:
     if patch_size not in (None, cfg.image_size):
         raise UserError(f"GAWWN generates whole {cfg.image_size}x{cfg.image_size} images (model.image_size); "
                         f"pass --patch {cfg.image_size}, not {patch_size}")
-    generator, K = model.generator, len(model.parts)
+    generator, K = model.sampling_generator, len(model.parts)
     z_spec = tf.TensorSpec([None, cfg.z_dim], tf.float32, name="z")
     text_spec = tf.TensorSpec([None, model.text_dim], tf.float32, name="text_embedding")
     box_spec = tf.TensorSpec([None, 4], tf.float32, name="box")
