@@ -25,6 +25,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import SHARED
+from parity_recording import record_updates
 from tfcoord.config import load_config
 from tfcoord.models import section_classes
 from tfcoord.models.infinitygan import convert, losses
@@ -76,19 +77,6 @@ class Recording:
     def __getattr__(self, name):
         return self._children[name] if name in self._children else getattr(self._network, name)
 
-
-def record_updates(optimizer, log, networks):
-    """Record each ``apply_gradients``: the gradients by official name and every parameter after the update."""
-    original, names = optimizer.apply_gradients, {id(v): name for name, (v, _) in networks.items()}
-
-    def apply_gradients(pairs):
-        pairs = list(pairs)
-        result = original(pairs)
-        log.append({"grads": {names[id(v)]: g for g, v in pairs},
-                    "after": {name: tf.identity(v) for name, (v, _) in networks.items()}})
-        return result
-
-    optimizer.apply_gradients = apply_gradients
 
 
 def batch_from_fixture(ref, model):
