@@ -94,7 +94,7 @@ def latency_workload(model_type, preset, overrides, runs):
     from ai_edge_litert.interpreter import Interpreter
 
     from export.saved_model import export_saved_model
-    from export.testing import example_inputs, patch_size
+    from export.example_inputs import example_inputs, patch_size
     from export.tflite import export_tflite
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -146,7 +146,8 @@ def client_workload(model_type, preset, overrides, width, height, batch, in_flig
     from export.backends import GrpcBackend, RestBackend, RetryPolicy, SavedModelBackend, TfliteBackend
     from export.client import render
     from export.saved_model import export_saved_model
-    from export.testing import ModelStore, grpc_server, patch_size, rest_server
+    from export.example_inputs import patch_size
+    from export.testing import ModelStore, grpc_server, rest_server
     from export.tflite import export_tflite
     from export.tiling import TilePlan
 

@@ -1,11 +1,15 @@
 """Export a trained run as a SavedModel for TF Serving.
 
-    python -m export.saved_model --run runs/NAME --out serving/NAME [--version N] [--overwrite]
+    python -m export.saved_model --run runs/NAME --out serving/NAME [--version N] [--overwrite] [--batching]
 
 writes ``serving/NAME/<version>/`` (``saved_model.pb``, ``variables/``,
-``assets/tfcoord_model.json``), the layout TF Serving polls: it serves the highest
-integer version of ``--model_base_path``. The version is written to a hidden folder
-first and renamed into place, so a server never sees half of it. Signatures:
+``assets/tfcoord_model.json``, ``assets.extra/tf_serving_warmup_requests``), the layout
+TF Serving polls: it serves the highest integer version of ``--model_base_path``, and
+replays the warmup requests (one per signature, export/server_files.py) before it
+serves a version. The version is written to a hidden folder first and renamed into
+place, so a server never sees half of it. ``--batching`` also writes
+``serving/NAME/batching_parameters.txt`` for ``--enable_batching``; ``python -m
+export.models_config`` writes a ``models.config``. Signatures:
 
 * the model's :meth:`~tfcoord.models.base.CoordinateGan.serving_functions`
   (``generate_patch`` and the model's others), named TensorSpecs, dynamic batch;
@@ -30,6 +34,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from export.server_files import BATCHING_FILE, WARMUP_FILE, batching_parameters_text, write_warmup_requests
 from tfcoord import cli
 from tfcoord.errors import UserError
 
@@ -187,7 +192,8 @@ def check_out(out: Path, version, overwrite: bool) -> tuple[Path, int]:
 
 
 def export_saved_model(run_dir, out, version=None, overwrite=False) -> tuple[Path, dict]:
-    """Export the newest checkpoint of ``run_dir`` to ``out/<version>``; returns (path, description)."""
+    """Export the newest checkpoint of ``run_dir`` to ``out/<version>``, warmup requests included
+    (model name: the folder name of ``out``); returns (path, description)."""
     from tfcoord.runs import load_run
 
     out = Path(out)
@@ -197,6 +203,7 @@ def export_saved_model(run_dir, out, version=None, overwrite=False) -> tuple[Pat
     staging = out / f".tmp-{version}-{os.getpid()}"  # TF Serving ignores non-integer folders
     try:
         description = save_serving_module(model, staging, run_description(model, run_dir, checkpoint))
+        write_warmup_requests(staging, model, description, model_name=out.resolve().name)
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)
@@ -212,6 +219,9 @@ def parse_args(argv=None):
     parser.add_argument("--out", required=True, help="model base folder, e.g. serving/NAME")
     parser.add_argument("--version", type=int, help="version folder to write (default: the next integer)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing version folder")
+    parser.add_argument("--batching", action="store_true",
+                        help=f"also write OUT/{BATCHING_FILE} (TF Serving --batching_parameters_file), "
+                             "chosen from the model's tile batch")
     args = parser.parse_args(argv)
     if not Path(args.run).is_dir():
         raise UserError(f"--run {args.run} does not exist; pass the --out folder of a training run")
@@ -224,7 +234,12 @@ def main(argv=None):
     cli.quiet_tensorflow()
     target, description = export_saved_model(args.run, args.out, args.version, args.overwrite)
     signatures = ", ".join(sorted(description["signatures"]))
-    print(f"wrote {target} ({description['model_type']}; signatures: {signatures}, serving_default)")
+    print(f"wrote {target} ({description['model_type']}; signatures: {signatures}, serving_default; "
+          f"warmup requests in {WARMUP_FILE})")
+    if args.batching:
+        path = Path(args.out) / BATCHING_FILE
+        path.write_text(batching_parameters_text(description))
+        print(f"wrote {path} (tensorflow_model_server --enable_batching --batching_parameters_file={path})")
     return 0
 
 

@@ -2,7 +2,7 @@
 
 To cover a new model, add one ``ExportCase`` to ``EXPORT_CASES``: its run (a fixture of
 tests/conftest.py, or overrides of its tiny preset) and the Keras call each of its
-signatures must equal (inputs come from :func:`export.testing.example_inputs`).
+signatures must equal (inputs come from :func:`export.example_inputs.example_inputs`).
 
 Test modules import the ``exported`` fixture from here (a conftest.py in this folder would
 shadow ``from conftest import run_module`` of the root conftest for later test modules);
@@ -119,6 +119,6 @@ def exported(request, tmp_path_factory):
 
 def example_inputs(exported: Exported, signature: str, batch: int, seed: int = 0, description=None) -> dict:
     """Inputs of ``signature`` for ``batch`` rows (``description``: e.g. a TFLite sidecar's; default the export's)."""
-    from export.testing import example_inputs as valid_inputs
+    from export.example_inputs import example_inputs as valid_inputs
 
     return valid_inputs(exported.model, description or exported.description, signature, batch, seed)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import run_module
-from export.testing import patch_size
+from export.example_inputs import patch_size
 from export_cases import EXPORT_CASES, example_inputs, exported  # noqa: F401 (fixture)
 from tfcoord.errors import UserError
 
