@@ -167,3 +167,25 @@ def test_merge_of_generated_patches_matches_layout(trained_tiny):
     grid = np.asarray(model.geometry.full_micro_grid()).reshape(-1, 2)
     patches = np.asarray(model.micro_patches(np.repeat(z, len(grid), 0), grid))
     np.testing.assert_allclose(np.asarray(merge_patches(patches, 4, 4)), model.generate_full(z), atol=1e-6)
+
+
+def test_generator_ema_follows_the_trained_generator_and_draws_everything():
+    model = CocoGan(config("tiny", "model.ngf=8", "model.ndf=8", "optim.g_ema_decay=0.5"))
+    model.build()
+    assert "generator_ema" in model.network_items() and model.sampling_generator is model.generator_ema
+    start = [w.numpy().copy() for w in model.generator.weights]
+    batch = {"image": tf.random.stateless_uniform([4, 32, 32, 3], [0, 1], -1.0, 1.0), **model.step_inputs(0, 4)}
+    model.train_step(batch, 4)
+    model.after_step()
+    decay = 2.0 / 11.0  # min(0.5, (1 + 1) / (10 + 1)): the warm-up after G's first update
+    for a, w, e in zip(start, model.generator.weights, model.generator_ema.weights):  # u vectors and BN stats too
+        np.testing.assert_allclose(e.numpy(), decay * a + (1 - decay) * w.numpy(), rtol=1e-5, atol=1e-6)
+    z = model.latents(0, 2)
+    coords = np.asarray(model.geometry.full_micro_grid(0)).reshape(-1, model.geometry.coord_dim)[:2]
+    expected = model.generator_ema([z, coords], training=False)
+    np.testing.assert_allclose(model.micro_patches(z, coords), expected, atol=1e-6)
+    serving = model.serving_functions()["generate_patch"]
+    np.testing.assert_allclose(serving(z=tf.constant(z), micro_coords=tf.constant(coords, tf.float32))["rgb"],
+                               expected, atol=1e-5)
+    assert not np.allclose(model.generator([z, coords], training=False), expected, atol=1e-4)
+    assert config("celeba64").optim.g_ema_decay == 0.0  # off in the paper presets

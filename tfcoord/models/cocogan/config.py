@@ -88,6 +88,10 @@ class CocoGanOptimConfig:
     beta_1: float = bounded(0.0, min=0.0, max=1.0)
     beta_2: float = bounded(0.999, min=0.0, max=1.0)
     epsilon: float = bounded(1e-8, min=0.0)  # TF1 AdamOptimizer's default, as in the official code
+    # Not in the paper (0 = off): sample from an exponential moving average of G's weights,
+    # ``e <- d e + (1 - d) w`` after every step with ``d = min(g_ema_decay, (1 + step) / (10 + step))``.
+    # Generation, samples and export then use the average.
+    g_ema_decay: float = bounded(0.0, min=0.0, max=1.0)
 
 
 DEFAULT_PRESET = "tiny"

@@ -113,7 +113,8 @@ def official_config_overrides(raw: dict) -> list[str] | None:
                  f"model.micro_size={data['micro_patch_size'][0]}", f"model.z_dim={model['z_dim']}",
                  f"model.ngf={model['ngf_base']}", f"model.ndf={model['ndf_base']}",
                  f"model.g_extra_layers={model.get('g_extra_layers', 0)}", f"model.aux_dim={model['aux_dim']}",
-                 f"model.coordinate_system={data.get('coordinate_system', 'euclidean')}", "model.content_head=true"]
+                 f"model.coordinate_system={data.get('coordinate_system', 'euclidean')}", "model.content_head=true",
+                 "optim.g_ema_decay=0"]  # the official code samples from G itself
     renames = (("gp_lambda", "loss.gp_weight"), ("coord_loss_w", "loss.spatial_weight"),
                ("code_loss_w", "loss.content_weight"))
     overrides += [f"{ours}={loss[key]}" for key, ours in renames if key in loss]
@@ -130,7 +131,8 @@ def assign_official_weights(model, tensors: dict) -> None:
     if not any(name.startswith("G_generator/") for name in tensors):
         raise UserError("the checkpoint has no G_generator variables: it is not a COCO-GAN checkpoint")
     missing, misshaped, plan = [], [], []
-    for network in model.network_items().values():
+    official = {key: network for key, network in model.network_items().items() if key != "generator_ema"}
+    for network in official.values():
         for variable in network.weights:
             name = official_name(variable.path)
             if name not in tensors:
@@ -154,6 +156,8 @@ def assign_official_weights(model, tensors: dict) -> None:
         raise UserError("the checkpoint does not match the config" + hint + ": " + " | ".join(problems))
     for variable, name in plan:
         variable.assign(np.asarray(tensors[name], dtype=variable.dtype))
+    if model.generator_ema is not None:  # the official code keeps no average: it starts as the converted G
+        model.generator_ema.set_weights(model.generator.get_weights())
 
 
 def convert(checkpoint_path, config):

@@ -35,13 +35,9 @@ def build_networks(model_cfg):
     geometry = geometry_of(model_cfg)
     common = dict(snlinear_init=model_cfg.snlinear_init, sn_grad_through_uv=model_cfg.sn_grad_through_uv)
     norm = dict(bn_moving_stats=model_cfg.bn_moving_stats)
-    generator = CocoGanGenerator(micro_size=model_cfg.micro_size, z_dim=model_cfg.z_dim,
-                                 coord_dim=geometry.coord_dim, ngf=model_cfg.ngf,
-                                 extra_layers=model_cfg.g_extra_layers, cbn_variance=model_cfg.cbn_variance,
-                                 name="G_generator", **common, **norm)
+    generator = build_generator(model_cfg)
     discriminator = CocoGanDiscriminator(macro_size=model_cfg.macro_size, coord_dim=geometry.coord_dim,
                                          ndf=model_cfg.ndf, name="D_discriminator", **common)
-    generator.build()
     discriminator.build()
     spatial_head = PredictionHead(geometry.coord_dim, model_cfg.aux_dim, discriminator.feature_dim,
                                   name="GD_spatial_prediction_head", **common, **norm)
@@ -52,6 +48,17 @@ def build_networks(model_cfg):
                                       name="Q_content_prediction_head", **common, **norm)
         content_head.build()
     return generator, discriminator, spatial_head, content_head
+
+
+def build_generator(model_cfg, name="G_generator"):
+    """G for a ``model`` config section, built (also its moving average, ``optim.g_ema_decay``)."""
+    generator = CocoGanGenerator(micro_size=model_cfg.micro_size, z_dim=model_cfg.z_dim,
+                                 coord_dim=geometry_of(model_cfg).coord_dim, ngf=model_cfg.ngf,
+                                 extra_layers=model_cfg.g_extra_layers, cbn_variance=model_cfg.cbn_variance,
+                                 snlinear_init=model_cfg.snlinear_init, sn_grad_through_uv=model_cfg.sn_grad_through_uv,
+                                 bn_moving_stats=model_cfg.bn_moving_stats, name=name)
+    generator.build()
+    return generator
 
 
 def geometry_of(model_cfg) -> CocoGanCoordinates:
@@ -108,6 +115,7 @@ class CocoGan(CoordinateGan):
         super().__init__(config)
         self.geometry = geometry_of(config.model)
         self.generator = self.discriminator = self.spatial_head = self.content_head = None
+        self.generator_ema = None
 
     # -- construction ----------------------------------------------------------------
     def image_size(self):
@@ -115,6 +123,10 @@ class CocoGan(CoordinateGan):
 
     def build_networks(self):
         self.generator, self.discriminator, self.spatial_head, self.content_head = build_networks(self.config.model)
+        self.generator_ema = None
+        if self.config.optim.g_ema_decay:
+            self.generator_ema = build_generator(self.config.model, name="G_generator_ema")
+            self.generator_ema.set_weights(self.generator.get_weights())
 
     def build(self):
         self.build_networks()
@@ -166,7 +178,24 @@ class CocoGan(CoordinateGan):
         items = dict(generator=self.generator, discriminator=self.discriminator, spatial_head=self.spatial_head)
         if self.content_head is not None:
             items["content_head"] = self.content_head
+        if self.generator_ema is not None:
+            items["generator_ema"] = self.generator_ema
         return items
+
+    def after_step(self):
+        """G EMA (``optim.g_ema_decay``) in cross-replica context, after G's update: every weight, the spectral-norm
+        vectors and batch-norm statistics included, with the warm-up of tf.train.ExponentialMovingAverage."""
+        if self.generator_ema is None:
+            return
+        step = ops.cast(self.g_optimizer.iterations, "float32")
+        decay = ops.minimum(self.config.optim.g_ema_decay, (1.0 + step) / (10.0 + step))
+        for ema, variable in zip(self.generator_ema.weights, self.generator.weights):
+            ema.assign(decay * ema + (1.0 - decay) * variable)
+
+    @property
+    def sampling_generator(self):
+        """The generator that draws (generation, samples, export): the EMA copy when there is one."""
+        return self.generator if self.generator_ema is None else self.generator_ema
 
     # -- training --------------------------------------------------------------------
     def step_inputs(self, step, global_batch_size):
@@ -200,7 +229,8 @@ class CocoGan(CoordinateGan):
         micro_coords = ops.reshape(self.geometry.micro_coords_of_macro(macro_row, macro_col),
                                    (-1, self.geometry.coord_dim))
         z_per_patch = ops.repeat(z, n * n, axis=0)  # one z for all micro patches of a macro patch
-        patches = self.generator([z_per_patch, micro_coords], training=training, update_state=update_state)
+        generator = self.generator if training else self.sampling_generator
+        patches = generator([z_per_patch, micro_coords], training=training, update_state=update_state)
         return merge_patches(patches, n, n)
 
     def real_macro_patches(self, images, macro_row, macro_col):
@@ -365,7 +395,7 @@ class CocoGan(CoordinateGan):
 
     def micro_patches(self, z, micro_coords):
         """G in eval mode on explicit micro coordinates: z (B, z_dim), coords (B, coord_dim)."""
-        return self.generator([z, micro_coords], training=False)
+        return self.sampling_generator([z, micro_coords], training=False)
 
     def generate_full(self, z, extrapolation_steps: int = 0, batch_patches: int = 256):
         """Full images assembled from all micro patches of each z (eval mode).
@@ -391,12 +421,12 @@ class CocoGan(CoordinateGan):
 
     @tf.function(reduce_retracing=True)
     def _generate_patches(self, z, coords):
-        return self.generator([z, coords], training=False)
+        return self.sampling_generator([z, coords], training=False)
 
     @tf.function(reduce_retracing=True, jit_compile=True)
     def _generate_patches_xla(self, z, coords):
         """:meth:`_generate_patches` compiled with XLA (``python -m tfcoord.generate ... --xla``)."""
-        return self.generator([z, coords], training=False)
+        return self.sampling_generator([z, coords], training=False)
 
     def sample_images(self, seed, num):
         return self.generate_full(self.latents(seed, num))

@@ -24,7 +24,7 @@ def _finite(tensor, name):
 
 
 def serving_functions(model, patch_size=None) -> dict:
-    cfg, geometry, generator = model.config.model, model.geometry, model.generator
+    cfg, geometry, generator = model.config.model, model.geometry, model.sampling_generator
     if patch_size not in (None, cfg.micro_size):
         raise UserError(f"COCO-GAN generates micro patches of exactly {cfg.micro_size} pixels "
                         f"(model.micro_size); pass --patch {cfg.micro_size}, not {patch_size}")
