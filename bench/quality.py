@@ -70,21 +70,29 @@ class Entry:
     wide: str | None = None  # canvases 4 x wide: "extend" (more scene) or "stretch" (a denser grid)
     conditioning: str | None = None  # GAWWN: "box" or "keypoints"
     docs_generate: tuple[str, ...] = ()  # python -m tfcoord.generate arguments of the docs extra image
+    # The README's python -m tfcoord.generate commands for this run (after --run RUN), each checked for
+    # what the README's text beside it promises (see readme_demo_scores).
+    demos: tuple[tuple[str, ...], ...] = ()
 
 
 ENTRIES = {
     "cocogan": Entry("cocogan", None, "synthetic-landscapes", seams=True,
-                     docs_generate=("--extrapolate", "1", "--num", "8")),
+                     docs_generate=("--extrapolate", "1", "--num", "8"), demos=(("--num", "16"),)),
     "cips": Entry("cips", None, "synthetic-landscapes", wide="stretch",
-                  docs_generate=("--width", "{wide_width}", "--height", "{height}")),
+                  docs_generate=("--width", "{wide_width}", "--height", "{height}"), demos=(("--num", "8"),)),
     "infinitygan": Entry("infinitygan", None, "synthetic-landscapes", wide="extend",
-                         docs_generate=("--width", "{wide_width}", "--height", "{height}")),
+                         docs_generate=("--width", "{wide_width}", "--height", "{height}"),
+                         demos=(("--width", "1024", "--height", "85"),)),
     "gawwn": Entry("gawwn", None, "synthetic-birds", conditioning="box",
                    docs_generate=("--caption", DOCS_CAPTION, "--bbox", "0,0.3,0.45,0.45", "--demo", "move",
-                                  "--num", "6")),
+                                  "--num", "6"),
+                   demos=(("--caption", DOCS_CAPTION, "--bbox", "0.1,0.3,0.5,0.5", "--num", "8"),
+                          ("--caption", DOCS_CAPTION, "--bbox", "0,0.3,0.45,0.45", "--demo", "move", "--num", "6"))),
     "gawwn-keypoints": Entry("gawwn", "tiny_keypoints", "synthetic-birds", conditioning="keypoints",
                              docs_generate=("--caption", DOCS_CAPTION, "--keypoints", "beak=0.3,0.35", "tail=0.75,0.6",
-                                            "--demo", "move-keypoints", "--num", "6")),
+                                            "--demo", "move-keypoints", "--num", "6"),
+                             demos=(("--caption", DOCS_CAPTION, "--keypoints", "beak=0.7,0.3", "tail=0.2,0.6",
+                                     "--num", "8"),)),
 }
 DEFAULT_ENTRIES = ("cocogan", "cips", "infinitygan", "gawwn")
 
@@ -248,9 +256,77 @@ def evaluate_workload(name, run, samples, wide_canvases, quick, docs=None):
         rows.append(row)
     result = {"rows": rows, "steps": steps, "feature_network": {**evaluator.network.info, "load_or_train_s": network_s},
               "image_size": list(real_size)}
+    result["demos"] = [readme_demo_scores(entry, arguments, run, model, evaluator, real_size)
+                       for arguments in entry.demos]
     if docs:
         result["docs"] = write_docs_images(entry, name, run, model, evaluator, real_size, docs)
     return result
+
+
+# -- the README's generate commands ---------------------------------------------------------------
+def readme_demo_scores(entry, arguments, run, model, evaluator, real_size) -> dict:
+    """Run one README ``python -m tfcoord.generate`` command on the trained run and check its output.
+
+    Birds: the requested boxes (from ``conditions.json``) hold the bird (``box fraction``; ``unrelated box``
+    is the same against the boxes of other frames, rolled by half the frames: chance for a moving box, 1
+    for a fixed one), the caption's colours are drawn (``colour match``), and for parts the keypoint error.
+    Landscapes: ``single horizon`` of the images (canvases: of each training-size window), COCO-GAN's
+    ``seam ratio``, and for a canvas the ``horizon jump`` between neighbouring strips.
+    """
+    import numpy as np
+    from PIL import Image
+
+    from tfcoord import generate
+    from tfcoord.metrics.quality import structure
+
+    command = shown(["python", "-m", "tfcoord.generate", "--run", "RUN", *arguments])
+    canvas = "--width" in arguments
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / ("canvas.png" if canvas else "images")
+        generate.main(["--run", str(run), *arguments, "--out", str(out)])
+        if canvas:
+            images = np.asarray(Image.open(out).convert("RGB"))[None]
+        else:
+            files = sorted(p for p in out.glob("*.png") if not p.name.endswith("grid.png"))
+            images = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in files])
+            conditions = next(out.glob("*conditions.json"), None)
+            record = json.loads(conditions.read_text()) if conditions else None
+    scores = {"command": command, "images": int(len(images))}
+    if entry.conditioning:
+        labels = evaluator.network.labels(images)
+        by_file = {item["file"]: item for item in record["images"]}
+        items = [by_file[p.name] for p in files]
+        if entry.conditioning == "box":
+            boxes = np.array([[y, x, y + h, x + w] for x, y, w, h in (i["bbox_xywh"] for i in items)])
+            scores["box_fraction"] = float(structure.box_fractions(labels, boxes).mean())
+            scores["box_fraction_unrelated"] = float(
+                structure.box_fractions(labels, np.roll(boxes, len(boxes) // 2, axis=0)).mean())
+        else:
+            from tfcoord.data.gawwn.parts import CUB_PARTS
+
+            keypoints = np.zeros((len(items), len(CUB_PARTS), 3), np.float32)
+            for row, item in enumerate(items):
+                for name, (x, y) in item["keypoints"].items():
+                    keypoints[row, CUB_PARTS.index(name)] = (x, y, 1.0)
+            distances = structure.keypoint_distances(labels, keypoints)
+            found = [d for d in distances if d is not None]
+            scores["keypoint_error"] = float(np.mean(found)) if found else None
+            scores["keypoints_found"] = len(found) / max(len(distances), 1)
+        caption = record["caption"]
+        caption = " ".join(caption) if isinstance(caption, list) else caption  # --caption's words
+        scores["colour_match"] = float(np.mean(structure.colour_matches(images, [caption] * len(images), labels)))
+        return scores
+    height, width = real_size
+    if canvas:  # every training-size window along the canvas
+        windows = [images[0, :height, left:left + width] for left in range(0, images.shape[2] - width + 1, width)]
+        strip = evaluator.domain.size[0] // 4
+        jumps = structure.horizon_jumps(evaluator.network.labels(images, keep_aspect=True), strip)
+        scores["horizon_jump"] = float(jumps.mean())
+        images = np.stack(windows)
+    scores["single_horizon"] = float(structure.sky_above_ground(evaluator.network.labels(images)).mean())
+    if entry.seams:
+        scores["seam_ratio"] = structure.seam_ratio(images, model.config.model.micro_size)
+    return scores
 
 
 # -- docs images ----------------------------------------------------------------------------------
@@ -327,7 +403,7 @@ def write_docs_captions(results: dict, quick: bool) -> Path:
             record[name] = {**result["docs"], "train_command": shown(result["train_command"]).replace(
                 result["run"], "RUN"), "checkpoint": final["checkpoint"], "quick": quick,
                 "final": metric_summary(final), "real": metric_summary(real), "step 0": metric_summary(first),
-                "date": result["date"]}
+                "date": result["date"], "demos": result.get("demos", [])}
     write_json(record_path, record)
     lines = ["# Quality images", "",
              "Written by `python -m bench.quality --write-docs` (do not edit by hand; regenerate). Each model's",
@@ -349,6 +425,10 @@ def write_docs_captions(results: dict, quick: bool) -> Path:
             lines.append(f"| {label if label != 'final' else entry['checkpoint']} | "
                          + " | ".join("" if v is None else format(v, fmt) for v, fmt in values) + " |")
         lines.append("")
+        for demo in entry.get("demos", []):
+            shown_scores = ", ".join(f"{header} {demo[key]:{fmt}}" for header, key, fmt in METRIC_COLUMNS
+                                     if demo.get(key) is not None)
+            lines += [f"README command `{demo['command']}` ({demo['images']} images): {shown_scores}.", ""]
     path = DOCS / "README.md"
     path.write_text("\n".join(lines))
     return path
@@ -450,6 +530,11 @@ def main(argv=None):
                                 ("train s", "train_s", ".0f"), ("steps/s", "steps_per_s", ".2f"), *METRIC_COLUMNS]))
     print(f"\n{samples} real and {samples} generated images per row; 'real' is a second set of held-out renders "
           "(the ceiling), step 0 the untrained generator (the floor).")
+    demos = [{"model": name, **demo} for name, result in results.items() for demo in result.get("demos", [])]
+    if demos:
+        print("\nThe README's generate commands on each trained run (RUN), scored:\n")
+        print(markdown_table(demos, [("model", "model", "s"), ("command", "command", "s"), ("images", "images", "d"),
+                                     *[c for c in METRIC_COLUMNS if any(c[1] in d for d in demos)]]))
     for failure in failed:
         print(f"FAILED {failure['name']}: {failure['error'].strip().splitlines()[-1]}")
     path = write_json(out, {"machine": machine, "quick": args.quick, "samples": samples, "models": results,

@@ -17,6 +17,11 @@ def test_quick_run_trains_and_evaluates_end_to_end(quality_cache, quality_networ
     for row in result["rows"]:
         assert {"precision", "recall", "kid", "single_horizon", "seam_ratio"} <= set(row)
     assert "| cocogan | step 4" in proc.stdout
+    # The README's generate command ran on the trained run and was scored.
+    [demo] = result["demos"]
+    assert demo["command"] == "python -m tfcoord.generate --run RUN --num 16" and demo["images"] == 16
+    assert {"single_horizon", "seam_ratio"} <= set(demo)
+    assert "| cocogan | python -m tfcoord.generate --run RUN --num 16 | 16" in proc.stdout
 
 
 def test_docs_captions_merge_models(tmp_path, monkeypatch):
@@ -36,3 +41,53 @@ def test_docs_captions_merge_models(tmp_path, monkeypatch):
     assert "## cocogan" in text and "## cips" in text  # the second call kept the first model
     assert "`python -m tfcoord.train --model cips --out RUN`" in text
     assert "| step 9 | 0.500 | 0.250 | 1.0000 | 2.000 |" in text
+
+
+def _fake_generate(images, boxes, caption):
+    """A stand-in for tfcoord.generate.main that writes ``images`` and their boxes as a GAWWN run's call would."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    def main(argv):
+        out = Path(argv[argv.index("--out") + 1])
+        out.mkdir(parents=True)
+        record = {"caption": caption.split(), "images": []}  # --caption's words, as argparse leaves them
+        for i, (image, (ymin, xmin, ymax, xmax)) in enumerate(zip(images, boxes)):
+            Image.fromarray(image).save(out / f"move_seed0_{i:04d}.png")
+            record["images"].append({"file": f"move_seed0_{i:04d}.png",
+                                     "bbox_xywh": [float(xmin), float(ymin), float(xmax - xmin), float(ymax - ymin)]})
+        Image.fromarray(images[0]).save(out / "move_seed0_grid.png")
+        (out / "move_conditions.json").write_text(json.dumps(record))
+        return 0
+
+    return main
+
+
+def test_readme_demo_scores_follow_the_boxes(quality_network, monkeypatch):
+    """The README-command check reads what generate wrote: birds in their boxes score high, the same birds
+    against boxes elsewhere low; the caption's colours are scored against the drawn parts."""
+    import numpy as np
+
+    import bench.quality as quality
+    from tfcoord import generate
+    from tfcoord.data.synthetic_birds import caption_colours
+    from tfcoord.metrics.quality.evaluator import QualityEvaluator
+
+    evaluator = QualityEvaluator("synthetic-birds", 8, network=quality_network("synthetic-birds"))
+    truth = evaluator.domain.render("second", 6)
+    boxes = truth.extras["boxes"]
+    caption = next(c for c in truth.extras["captions"][0] if caption_colours(c))
+    entry = quality.ENTRIES["gawwn"]
+    scores = {}
+    for name, given in (("own", boxes), ("elsewhere", 1.0 - boxes[:, [2, 3, 0, 1]])):  # mirrored boxes
+        monkeypatch.setattr(generate, "main", _fake_generate(truth.images, given, caption))
+        scores[name] = quality.readme_demo_scores(entry, entry.demos[1], "RUN", None, evaluator, (64, 64))
+    assert scores["own"]["images"] == 6 and scores["own"]["command"].startswith("python -m tfcoord.generate --run RUN")
+    assert scores["own"]["box_fraction"] > 0.8
+    assert scores["elsewhere"]["box_fraction"] < scores["own"]["box_fraction"] - 0.3
+    # Bird 0 drawn six times is the caption's own species: the colours it names are there.
+    monkeypatch.setattr(generate, "main", _fake_generate(np.repeat(truth.images[:1], 6, 0),
+                                                         np.repeat(boxes[:1], 6, 0), caption))
+    same = quality.readme_demo_scores(entry, entry.demos[1], "RUN", None, evaluator, (64, 64))
+    assert same["colour_match"] > 0.6 and same["box_fraction"] > 0.8
