@@ -16,6 +16,10 @@ from export.testing import ModelStore, grpc_server
 from export_cases import example_inputs, exported  # noqa: F401 (fixture)
 
 TOLERANCE = 1e-5
+# Plus a few float32 ULPs of the value: CIPS's rgb is not squashed, and the tiny runs reach |x| = 16.6 after one
+# step, where float32's spacing is 1.9e-6; the C API's graph session (Grappler-rewritten) may round 8 ULPs
+# apart from Keras there (seen once: 1.5e-5 absolute, 9e-7 relative).
+RELATIVE = 1e-6
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +48,7 @@ def test_every_signature_through_the_c_api_session_equals_keras(exported, sessio
         assert set(served) == set(expected)
         for name, value in expected.items():
             assert served[name].dtype == np.float32
-            np.testing.assert_allclose(served[name], value, atol=TOLERANCE, rtol=0, err_msg=f"{key}.{name}")
+            np.testing.assert_allclose(served[name], value, atol=TOLERANCE, rtol=RELATIVE, err_msg=f"{key}.{name}")
 
 
 def test_the_describe_signature_returns_the_description_as_a_string_tensor(exported, session):
@@ -97,5 +101,5 @@ def test_warmup_requests_run_on_the_c_api_session_and_the_stand_in_server(export
                     assert list(value) == list(by_server[output]), f"{key}.{output}"
                 else:
                     assert np.isfinite(value).all(), f"{key}.{output}"
-                    np.testing.assert_allclose(value, by_server[output], atol=TOLERANCE, rtol=0,
+                    np.testing.assert_allclose(value, by_server[output], atol=TOLERANCE, rtol=RELATIVE,
                                                err_msg=f"{key}.{output}")
