@@ -268,8 +268,8 @@ def readme_demo_scores(entry, arguments, run, model, evaluator, real_size) -> di
     """Run one README ``python -m tfcoord.generate`` command on the trained run and check its output.
 
     Birds: the requested boxes (from ``conditions.json``) hold the bird (``box fraction``; ``unrelated box``
-    is the same against the boxes of other frames, rolled by half the frames: chance for a moving box, 1
-    for a fixed one), the caption's colours are drawn (``colour match``), and for parts the keypoint error.
+    is the same against the boxes of other frames, rolled by half the frames: chance for a moving box, equal
+    to ``box fraction`` for a fixed one), the caption's colours are drawn (``colour match``), and for parts the keypoint error.
     Landscapes: ``single horizon`` of the images (canvases: of each training-size window), COCO-GAN's
     ``seam ratio``, and for a canvas the ``horizon jump`` between neighbouring strips.
     """
