@@ -299,3 +299,15 @@ class CipsGenerator(keras.layers.Layer):
                 "architecture": self.architecture, "activation": self.activation, "coord_dim": self.coord_dim,
                 "use_fourier": self.use_fourier, "use_embedding": self.use_embedding,
                 "embedding_sampling": self.embedding_sampling}
+
+
+def build_generator(model_cfg, name: str = "generator") -> CipsGenerator:
+    """The generator of a ``model`` config section, built (all weights created)."""
+    generator = CipsGenerator(
+        size=model_cfg.size, hidden_size=model_cfg.hidden_size, style_dim=model_cfg.style_dim,
+        n_mlp=model_cfg.n_mlp, lr_mlp=model_cfg.lr_mlp, channel_multiplier=model_cfg.channel_multiplier,
+        width_multiplier=model_cfg.width_multiplier, architecture=model_cfg.architecture,
+        activation=model_cfg.activation, coord_dim=model_cfg.coord_dim, use_fourier=model_cfg.use_fourier,
+        use_embedding=model_cfg.use_embedding, embedding_sampling=model_cfg.embedding_sampling, name=name)
+    generator.build()
+    return generator

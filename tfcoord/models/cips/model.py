@@ -26,7 +26,7 @@ from tfcoord.errors import UserError
 from tfcoord.layers.stylegan_discriminator import StyleGan2Discriminator
 from tfcoord.models.base import CoordinateGan, step_seed
 from tfcoord.models.cips.config import MAX_OUTPUT_PIXELS, MAX_OUTPUT_SIDE
-from tfcoord.models.cips.generator import CipsGenerator
+from tfcoord.models.cips.generator import build_generator
 from tfcoord.training.optimizers import PyTorchAdam
 
 R1_VARIANT = "r1"
@@ -38,17 +38,6 @@ DEFAULT_PIXELS_PER_CALL = 65536
 def average(per_example, global_batch_size: int):
     """Sum over this replica's examples divided by the global batch (tf.nn.compute_average_loss)."""
     return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
-
-
-def build_generator(model_cfg, name: str) -> CipsGenerator:
-    generator = CipsGenerator(
-        size=model_cfg.size, hidden_size=model_cfg.hidden_size, style_dim=model_cfg.style_dim,
-        n_mlp=model_cfg.n_mlp, lr_mlp=model_cfg.lr_mlp, channel_multiplier=model_cfg.channel_multiplier,
-        width_multiplier=model_cfg.width_multiplier, architecture=model_cfg.architecture,
-        activation=model_cfg.activation, coord_dim=model_cfg.coord_dim, use_fourier=model_cfg.use_fourier,
-        use_embedding=model_cfg.use_embedding, embedding_sampling=model_cfg.embedding_sampling, name=name)
-    generator.build()
-    return generator
 
 
 def build_discriminator(model_cfg) -> StyleGan2Discriminator:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from tfcoord.coords import CocoGanCoordinates
 from tfcoord.layers import ConditionalBatchNorm, SNConv2D, SNDense
 from tfcoord.models.cocogan.normalization import BatchNorm
 
@@ -152,3 +153,22 @@ class CocoGanGenerator(keras.Model):
                 "coord_dim": self.coord_dim, "ngf": self.ngf, "extra_layers": self.extra_layers,
                 "cbn_variance": self.cbn_variance, "snlinear_init": self.snlinear_init,
                 "sn_grad_through_uv": self.sn_grad_through_uv, "bn_moving_stats": self.bn_moving_stats}
+
+
+def geometry_of(model_cfg) -> CocoGanCoordinates:
+    """The full image, macro and micro patch grids of a ``model`` config section."""
+    height, width = model_cfg.full_size
+    return CocoGanCoordinates(height, width, model_cfg.macro_size, model_cfg.micro_size,
+                              model_cfg.coordinate_system)
+
+
+def build_generator(model_cfg, name="G_generator") -> CocoGanGenerator:
+    """G for a ``model`` config section, built (also its moving average, ``optim.g_ema_decay``)."""
+    generator = CocoGanGenerator(micro_size=model_cfg.micro_size, z_dim=model_cfg.z_dim,
+                                 coord_dim=geometry_of(model_cfg).coord_dim,
+                                 ngf=model_cfg.ngf, extra_layers=model_cfg.g_extra_layers,
+                                 cbn_variance=model_cfg.cbn_variance, snlinear_init=model_cfg.snlinear_init,
+                                 sn_grad_through_uv=model_cfg.sn_grad_through_uv,
+                                 bn_moving_stats=model_cfg.bn_moving_stats, name=name)
+    generator.build()
+    return generator

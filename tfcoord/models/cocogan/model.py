@@ -16,12 +16,12 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from tfcoord.coords import CocoGanCoordinates, crop_patches, merge_patches
+from tfcoord.coords import crop_patches, merge_patches
 from tfcoord.errors import UserError
 from tfcoord.layers.spectral_norm import power_iteration, spectral_norm_layers
 from tfcoord.models.base import CoordinateGan, step_seed
 from tfcoord.models.cocogan.discriminator import CocoGanDiscriminator, PredictionHead
-from tfcoord.models.cocogan.generator import CocoGanGenerator
+from tfcoord.models.cocogan.generator import build_generator, geometry_of
 
 # Official extrapolation fine-tuning: the fake coordinate loss of macro coordinates
 # beyond this bound is not back-propagated (A is tanh-bounded and cannot reach them).
@@ -48,23 +48,6 @@ def build_networks(model_cfg):
                                       name="Q_content_prediction_head", **common, **norm)
         content_head.build()
     return generator, discriminator, spatial_head, content_head
-
-
-def build_generator(model_cfg, name="G_generator"):
-    """G for a ``model`` config section, built (also its moving average, ``optim.g_ema_decay``)."""
-    generator = CocoGanGenerator(micro_size=model_cfg.micro_size, z_dim=model_cfg.z_dim,
-                                 coord_dim=geometry_of(model_cfg).coord_dim, ngf=model_cfg.ngf,
-                                 extra_layers=model_cfg.g_extra_layers, cbn_variance=model_cfg.cbn_variance,
-                                 snlinear_init=model_cfg.snlinear_init, sn_grad_through_uv=model_cfg.sn_grad_through_uv,
-                                 bn_moving_stats=model_cfg.bn_moving_stats, name=name)
-    generator.build()
-    return generator
-
-
-def geometry_of(model_cfg) -> CocoGanCoordinates:
-    height, width = model_cfg.full_size
-    return CocoGanCoordinates(height, width, model_cfg.macro_size, model_cfg.micro_size,
-                              model_cfg.coordinate_system)
 
 
 def gradient_penalty(gradients, norm: str):
