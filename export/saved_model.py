@@ -1,6 +1,6 @@
 """Export a trained run as a SavedModel for TF Serving.
 
-    python -m export.saved_model --run runs/NAME --out serving/NAME [--version N] [--overwrite] [--batching]
+    python -m export.saved_model --run runs/NAME --out serving/NAME [--model-version N] [--overwrite] [--batching]
 
 writes ``serving/NAME/<version>/`` (``saved_model.pb``, ``variables/``,
 ``assets/tfcoord_model.json``, ``assets.extra/tf_serving_warmup_requests``), the layout
@@ -183,10 +183,11 @@ def check_out(out: Path, version, overwrite: bool) -> tuple[Path, int]:
     if version is None:
         version = next_version(out)
     if version < 1:
-        raise UserError(f"--version must be a positive integer (TF Serving versions are 1, 2, ...), got {version}")
+        raise UserError(f"--model-version must be a positive integer (TF Serving versions are 1, 2, ...), "
+                        f"got {version}")
     target = out / str(version)
     if target.exists() and not overwrite:
-        raise UserError(f"{target} already exists; pass --overwrite to replace it, or omit --version to write "
+        raise UserError(f"{target} already exists; pass --overwrite to replace it, or omit --model-version to write "
                         f"version {next_version(out)}")
     return target, version
 
@@ -217,7 +218,7 @@ def parse_args(argv=None):
                                 description="Export a trained run as a SavedModel for TF Serving.")
     parser.add_argument("--run", required=True, help="run directory written by tfcoord.train")
     parser.add_argument("--out", required=True, help="model base folder, e.g. serving/NAME")
-    parser.add_argument("--version", type=int, help="version folder to write (default: the next integer)")
+    parser.add_argument("--model-version", type=int, help="version folder to write (default: the next integer)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing version folder")
     parser.add_argument("--batching", action="store_true",
                         help=f"also write OUT/{BATCHING_FILE} (TF Serving --batching_parameters_file), "
@@ -225,14 +226,14 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if not Path(args.run).is_dir():
         raise UserError(f"--run {args.run} does not exist; pass the --out folder of a training run")
-    check_out(Path(args.out), args.version, args.overwrite)
+    check_out(Path(args.out), args.model_version, args.overwrite)
     return args
 
 
 def main(argv=None):
     args = parse_args(argv)
     cli.quiet_tensorflow()
-    target, description = export_saved_model(args.run, args.out, args.version, args.overwrite)
+    target, description = export_saved_model(args.run, args.out, args.model_version, args.overwrite)
     signatures = ", ".join(sorted(description["signatures"]))
     print(f"wrote {target} ({description['model_type']}; signatures: {signatures}, serving_default; "
           f"warmup requests in {WARMUP_FILE})")

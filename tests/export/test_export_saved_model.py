@@ -154,7 +154,7 @@ def test_cli_writes_the_next_version_and_refuses_to_clobber(exported, tmp_path):
     (out / "3").mkdir(parents=True)  # an older version, e.g. copied from elsewhere
     missing = run_module("export.saved_model", "--run", tmp_path / "nope", "--out", out)
     assert missing.returncode == 2 and "does not exist" in missing.stderr
-    clobber = run_module("export.saved_model", "--run", exported.run_dir, "--out", out, "--version", "3")
+    clobber = run_module("export.saved_model", "--run", exported.run_dir, "--out", out, "--model-version", "3")
     assert clobber.returncode == 2 and "already exists" in clobber.stderr and "--overwrite" in clobber.stderr
     written = run_module("export.saved_model", "--run", exported.run_dir, "--out", out)
     assert written.returncode == 0, written.stderr[-2000:]
