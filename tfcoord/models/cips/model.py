@@ -27,6 +27,7 @@ from tfcoord.layers.stylegan_discriminator import StyleGan2Discriminator
 from tfcoord.models.base import CoordinateGan, step_seed
 from tfcoord.models.cips.config import MAX_OUTPUT_PIXELS, MAX_OUTPUT_SIDE
 from tfcoord.models.cips.generator import build_generator
+from tfcoord.training.ema import update_moving_average
 from tfcoord.training.optimizers import PyTorchAdam
 
 R1_VARIANT = "r1"
@@ -244,9 +245,7 @@ class Cips(CoordinateGan):
 
     def after_step(self):
         """G EMA ``e <- decay e + (1 - decay) v`` in cross-replica context (tensorflow.md §8.2)."""
-        decay = self.config.loss.ema_decay
-        for ema, variable in zip(self.generator_ema.weights, self.generator.weights):
-            ema.assign(decay * ema + (1.0 - decay) * variable)
+        update_moving_average(self.generator_ema, self.generator, self.config.loss.ema_decay)
 
     # -- generation ------------------------------------------------------------------
     def latents(self, seed: int, num: int) -> np.ndarray:

@@ -22,6 +22,7 @@ from tfcoord.layers.spectral_norm import power_iteration, spectral_norm_layers
 from tfcoord.models.base import CoordinateGan, step_seed
 from tfcoord.models.cocogan.discriminator import CocoGanDiscriminator, PredictionHead
 from tfcoord.models.cocogan.generator import build_generator, geometry_of
+from tfcoord.training.ema import update_moving_average, warmup_decay
 
 # Official extrapolation fine-tuning: the fake coordinate loss of macro coordinates
 # beyond this bound is not back-propagated (A is tanh-bounded and cannot reach them).
@@ -170,10 +171,8 @@ class CocoGan(CoordinateGan):
         vectors and batch-norm statistics included, with the warm-up of tf.train.ExponentialMovingAverage."""
         if self.generator_ema is None:
             return
-        step = ops.cast(self.g_optimizer.iterations, "float32")
-        decay = ops.minimum(self.config.optim.g_ema_decay, (1.0 + step) / (10.0 + step))
-        for ema, variable in zip(self.generator_ema.weights, self.generator.weights):
-            ema.assign(decay * ema + (1.0 - decay) * variable)
+        decay = warmup_decay(self.config.optim.g_ema_decay, self.g_optimizer.iterations)
+        update_moving_average(self.generator_ema, self.generator, decay)
 
     @property
     def sampling_generator(self):

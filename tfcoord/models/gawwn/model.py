@@ -44,6 +44,7 @@ from tfcoord.models.gawwn import networks
 from tfcoord.models.gawwn.blocks import keypoint_maps
 from tfcoord.models.gawwn.losses import bce, discriminator_loss, generator_loss  # noqa: F401 (bce: API)
 from tfcoord.models.gawwn.text_encoder import CharCnnGru, HashedNgramEncoder, ImageEncoder, joint_embedding_loss
+from tfcoord.training.ema import update_moving_average, warmup_decay
 
 BOX_COLOUR = np.array([255, 0, 255], np.uint8)
 PART_COLOURS = np.array([[255, 255, 255], [255, 64, 64], [64, 255, 64], [64, 160, 255], [255, 220, 0]], np.uint8)
@@ -363,10 +364,8 @@ class Gawwn(CoordinateGan):
         """G EMA (``optim.g_ema_decay``) in cross-replica context, after G's update."""
         if self.generator_ema is None:
             return
-        step = ops.cast(self.g_optimizer.iterations, "float32")
-        decay = ops.minimum(self.config.optim.g_ema_decay, (1.0 + step) / (10.0 + step))
-        for ema, variable in zip(self.generator_ema.weights, self.generator.weights):
-            ema.assign(decay * ema + (1.0 - decay) * variable)
+        decay = warmup_decay(self.config.optim.g_ema_decay, self.g_optimizer.iterations)
+        update_moving_average(self.generator_ema, self.generator, decay)
 
     @property
     def sampling_generator(self):

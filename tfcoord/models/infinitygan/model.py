@@ -27,6 +27,7 @@ from tfcoord.models.base import CoordinateGan, step_seed
 from tfcoord.models.infinitygan import losses
 from tfcoord.models.infinitygan.discriminator import build_discriminator
 from tfcoord.models.infinitygan.generator import build_generator
+from tfcoord.training.ema import update_moving_average
 from tfcoord.training.optimizers import PyTorchAdam
 
 PASSES = ("d", "g", "path")  # generator forwards of one step, each with its own random inputs
@@ -341,9 +342,7 @@ class InfinityGan(CoordinateGan):
     def after_step(self):
         """G EMA over every generator weight: the official ``accumulate`` walks ``named_parameters()``,
         which include the (never trained) constant input that tfcoord keeps non-trainable."""
-        decay = self.config.optim.ema_decay
-        for ema, weight in zip(self.generator_ema.weights, self.generator.weights):
-            ema.assign(decay * ema + (1.0 - decay) * weight)
+        update_moving_average(self.generator_ema, self.generator, self.config.optim.ema_decay)
 
     # -- generation ----------------------------------------------------------------------------
     def global_latents(self, seed: int, num: int) -> np.ndarray:
