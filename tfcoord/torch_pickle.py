@@ -1,4 +1,4 @@
-"""Read PyTorch ``torch.save`` files (zip format, PyTorch >= 1.6) into NumPy without importing torch.
+"""Read PyTorch ``torch.save`` files (zip format of PyTorch >= 1.6, and the legacy format) into NumPy without torch.
 
 A ``.pt`` / ``.pth`` / ``.pth.tar`` written by ``torch.save`` is a zip archive holding
 ``<name>/data.pkl`` (a pickle whose tensors refer to storages by key) and one raw file
@@ -8,7 +8,8 @@ recorded offset, shape and strides), ``OrderedDict``/dicts/lists stay as they ar
 any other class is replaced by an inert :class:`OpaqueObject` — nothing from the file is
 ever imported or executed, so a checkpoint cannot run code.
 
-Older (pre-1.6, non-zip) files need torch itself: :func:`load` falls back to
+Legacy (pre-1.6, non-zip) files -- a stream of pickles followed by the raw storages -- are read
+the same way (:func:`load_legacy`). Anything else needs torch itself: :func:`load` falls back to
 ``torch.load(..., map_location="cpu", weights_only=True)`` when torch is installed.
 """
 
@@ -29,6 +30,7 @@ STORAGE_DTYPES = {
     "ByteStorage": np.uint8, "BoolStorage": np.bool_, "BFloat16Storage": "bfloat16",
 }
 INSTALL_TORCH = "pip install tfcoord[convert]"
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # first pickle of a legacy torch.save file
 
 
 class OpaqueObject:
@@ -151,13 +153,117 @@ def load_zip(path) -> object:
                         "the file may be truncated or corrupt: download it again") from None
 
 
+class _PendingTensor:
+    """A legacy-format tensor met before its storage's bytes (they follow the pickle in those files)."""
+
+    def __init__(self, storage, storage_offset, size, stride):
+        self.storage, self.storage_offset, self.size, self.stride = storage, storage_offset, size, stride
+
+
+class _LegacyStorage:
+    def __init__(self, dtype, numel):
+        self.dtype, self.numel, self.array = dtype, numel, None
+
+
+class _LegacyUnpickler(pickle.Unpickler):
+    """Unpickles the object of a legacy file; storages stay placeholders until their bytes are read."""
+
+    def __init__(self, file):
+        super().__init__(file, encoding="utf-8")
+        self.storages = {}  # root key -> _LegacyStorage
+
+    def find_class(self, module, name):
+        if (module, name) in (("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_tensor")):
+            return lambda storage, offset, size, stride, *unused: _PendingTensor(storage, offset, size, stride)
+        if module == "torch" and name in STORAGE_DTYPES:
+            return _StorageType(name)
+        if (module, name) in _ALLOWED:
+            return _ALLOWED[(module, name)]
+        return OpaqueObject
+
+    def persistent_load(self, pid):
+        if not (isinstance(pid, tuple) and len(pid) >= 6 and pid[0] == "storage"):
+            raise pickle.UnpicklingError(f"unsupported persistent id {pid!r}")
+        _, storage_type, root_key, _location, numel, view = pid[:6]
+        dtype = getattr(storage_type, "dtype", None)
+        if dtype is None:
+            raise pickle.UnpicklingError(f"unsupported storage type {storage_type!r}")
+        root = self.storages.setdefault(root_key, _LegacyStorage(dtype, int(numel)))
+        if view is None:
+            return root
+        _view_key, offset, view_numel = view
+        return (root, int(offset), int(view_numel))
+
+
+def _materialise(obj):
+    if isinstance(obj, _PendingTensor):
+        storage, offset = obj.storage, obj.storage_offset
+        if isinstance(storage, tuple):  # a view of a larger storage: (root, element offset, elements)
+            storage, view_offset, view_numel = storage
+            return _rebuild_tensor(storage.array[view_offset:view_offset + view_numel], offset, obj.size, obj.stride)
+        return _rebuild_tensor(storage.array, offset, obj.size, obj.stride)
+    if isinstance(obj, dict):
+        return type(obj)((k, _materialise(v)) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_materialise(v) for v in obj)
+    return obj
+
+
+def load_legacy(path) -> object:
+    """The object a legacy (PyTorch < 1.6, non-zip) ``torch.save`` file holds, tensors as NumPy arrays.
+
+    Such a file is a sequence of pickles -- magic number, protocol version, system info, the object
+    (tensors refer to storages by key), the sorted storage keys -- followed by each storage as an
+    int64 element count and its raw bytes. Pretrained weights of that era (torchvision's VGG16,
+    LPIPS's linear layers) are stored this way.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            if pickle.load(handle) != LEGACY_MAGIC:
+                raise UserError(f"{path} is not a PyTorch checkpoint (no legacy magic number)")
+            pickle.load(handle)  # protocol version
+            info = pickle.load(handle, encoding="utf-8")
+            byteorder = "<" if not isinstance(info, dict) or info.get("little_endian", True) else ">"
+            unpickler = _LegacyUnpickler(handle)
+            obj = unpickler.load()
+            keys = pickle.load(handle, encoding="utf-8")
+            for key in keys:
+                storage = unpickler.storages[key]
+                numel = int(np.frombuffer(handle.read(8), byteorder + "i8")[0])
+                if storage.dtype == "bfloat16":  # came with PyTorch 1.5, just before the zip format
+                    raise ValueError("bfloat16 storages in legacy files are not supported")
+                dtype = np.dtype(storage.dtype).newbyteorder(byteorder)
+                raw = handle.read(numel * dtype.itemsize)
+                if len(raw) != numel * dtype.itemsize:
+                    raise EOFError(f"storage {key} is cut short")
+                storage.array = np.frombuffer(raw, dtype).astype(dtype.newbyteorder("="), copy=False)
+            return _materialise(obj)
+    except UserError:
+        raise
+    except (EOFError, KeyError, ValueError, pickle.UnpicklingError, OSError, IndexError, TypeError,
+            AttributeError) as err:
+        raise UserError(f"{path} is not a readable legacy PyTorch checkpoint ({type(err).__name__}: {err}); "
+                        "the file may be truncated or corrupt: download it again") from None
+
+
+def _is_legacy(path: Path) -> bool:
+    """Whether the file starts with the pickled legacy magic number (protocol 2: PROTO 2, LONG1 10 bytes)."""
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    return head[:2] == b"\x80\x02" and head[2:4] == b"\x8a\x0a" and \
+        int.from_bytes(head[4:14], "little") == LEGACY_MAGIC
+
+
 def load(path) -> object:
-    """Load a ``torch.save`` file: zip format without torch, legacy formats through torch if installed."""
+    """Load a ``torch.save`` file without torch (zip and legacy formats); other formats through torch if installed."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist")
     if zipfile.is_zipfile(path):
         return load_zip(path)
+    if _is_legacy(path):
+        return load_legacy(path)
     with open(path, "rb") as handle:
         if handle.read(4) == b"PK\x03\x04":  # a zip archive whose directory (at the end) is missing
             raise UserError(f"{path} is a truncated or corrupt PyTorch checkpoint (a zip archive without its "

@@ -8,6 +8,7 @@ Examples::
     python -m tfcoord.generate --run RUN --invert photo.png
     python -m tfcoord.generate --run RUN --outpaint photo.png --width 768 --height 256 --placement 0.5,0.5
     python -m tfcoord.generate --run RUN --inbetween left.png right.png --width 1280 --height 256
+    python -m tfcoord.generate --run RUN --invert photo.png --lpips-weights weights/lpips   # + perceptual loss
 
 Plain canvases given ``--width``/``--height`` go through the shared canvas engine (resumable,
 PNG/TIFF/DZI, tiles of multiples of the patch stride); the InfinityGAN modes below
@@ -16,12 +17,18 @@ canvas size from the same options and write PNGs themselves. Canvas sizes that t
 grid does not reach exactly (``P + stride * k``: 101 + 96k for the paper model) are generated
 at the next reachable size and centre-cropped; a panorama's width must be a multiple of the
 pixels per latent (16). ``layout.json`` records the patch grid.
+
+The inversions (``--invert``, ``--outpaint``, ``--inbetween``) add the paper's LPIPS term when
+``--lpips-weights DIR`` names a folder with VGG16 and LPIPS weights (:mod:`tfcoord.metrics.lpips`
+lists the files); without it they match pixels only, and say so once.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+import sys
 
 import numpy as np
 
@@ -51,6 +58,10 @@ def add_arguments(parser) -> None:
                        help="invert two images, place them at the two ends and generate the connection")
     group.add_argument("--inversion-steps", type=int, default=3000, help="optimisation steps (default 3000)")
     group.add_argument("--inversion-lr", type=float, default=0.1, help="inversion learning rate (default 0.1)")
+    group.add_argument("--lpips-weights", metavar="DIR",
+                       help="folder with vgg16-397923af.pth (torchvision) or Keras's "
+                            "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5, and LPIPS's v0.1 vgg.pth: the "
+                            "inversions add the LPIPS term (default: pixels only)")
 
 
 def check_arguments(args) -> None:
@@ -68,6 +79,12 @@ def check_arguments(args) -> None:
     for path in [args.invert, args.outpaint, *(args.inbetween or [])]:
         if path and not Path(path).is_file():
             raise UserError(f"image {path} does not exist")
+    if args.lpips_weights:
+        if not (args.invert or args.outpaint or args.inbetween):
+            raise UserError("--lpips-weights applies to --invert, --outpaint and --inbetween only")
+        from tfcoord.metrics.lpips import find_weight_files
+
+        find_weight_files(args.lpips_weights)  # a missing file fails here, before TensorFlow starts
     args.placement_pair = _pair(args.placement, "--placement")
     args.centres = None
     if args.style_centers:
@@ -93,6 +110,23 @@ def load_image(path) -> np.ndarray:
     except (OSError, UnidentifiedImageError) as err:
         raise UserError(f"{path} is not a readable image ({err})") from None
     return (np.asarray(image, "float32") / 127.5 - 1.0).astype("float32")
+
+
+def _lpips(directory):
+    """The LPIPS network of ``--lpips-weights``, or None after one line saying the inversion matches pixels only."""
+    if not directory:
+        print("note: inverting on pixels only (the paper adds LPIPS: pass --lpips-weights DIR with VGG16 and "
+              "LPIPS weights, see tfcoord/metrics/lpips.py)", file=sys.stderr, flush=True)
+        return None
+    from tfcoord.metrics.lpips import Lpips, load_weights
+
+    lpips = Lpips(load_weights(directory))
+    print(f"inversion: pixels + LPIPS (VGG16 from {lpips.weights.source})")
+    return lpips
+
+
+def _lpips_note(result) -> str:
+    return "" if result.lpips is None else f", LPIPS {result.lpips:.4f}"
 
 
 def _layout(model, height, width, panorama) -> dict:
@@ -121,6 +155,8 @@ def generate(model, args, out: Path) -> list[Path]:
     written = []
     common = dict(batch_patches=args.batch, progress=True)
     inversion_options = dict(steps=args.inversion_steps, lr=args.inversion_lr)
+    if args.invert or args.outpaint or args.inbetween:
+        inversion_options["lpips"] = _lpips(args.lpips_weights)
     if args.invert:
         result = inversion.invert(model, load_image(args.invert), seed=args.seed, progress=True, **inversion_options)
         written.append(save_png(np.clip(result.reconstruction, -1, 1), out / "inverted_reconstruction.png"))
@@ -129,20 +165,23 @@ def generate(model, args, out: Path) -> list[Path]:
         np.savez(path, global_latent=result.global_latent, wplus=result.wplus, local_latent=result.local_latent,
                  **{f"noise_{i}": n for i, n in enumerate(result.noises)})
         written.append(path)
-        print(f"inversion: mean absolute pixel error {result.pixel_error:.4f}")
+        print(f"inversion: mean absolute pixel error {result.pixel_error:.4f}{_lpips_note(result)}")
         return written
     if args.outpaint:
         canvases, result, where = inversion.outpaint(model, load_image(args.outpaint), height, width,
                                                      placement=args.placement_pair, seed=args.seed, num=args.num,
                                                      **inversion_options, **common)
         placements = [[where.pixel_top, where.pixel_left]]
-        print(f"inversion: mean absolute pixel error {result.pixel_error:.4f}; image placed at {placements[0]}")
+        print(f"inversion: mean absolute pixel error {result.pixel_error:.4f}{_lpips_note(result)}; "
+              f"image placed at {placements[0]}")
     elif args.inbetween:
         left, right = (load_image(p) for p in args.inbetween)
         canvases, results, wheres = inversion.inbetween(model, left, right, height, width, seed=args.seed,
                                                         num=args.num, fusion_blur=args.fusion_blur,
                                                         **inversion_options, **common)
         placements = [[w.pixel_top, w.pixel_left] for w in wheres]
+        for side, result in zip(("left", "right"), results):
+            print(f"inversion ({side}): mean absolute pixel error {result.pixel_error:.4f}{_lpips_note(result)}")
     else:
         placements = None
         canvases = []

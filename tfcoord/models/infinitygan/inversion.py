@@ -2,13 +2,16 @@
 
 :func:`invert` reconstructs a real image by optimising z_g and the local-latent canvas (one Adam,
 lr x 0.1) and the w+ styles and every layer's noise canvas (a second Adam), with the official
-losses and weights (``configs/test/inversion_256x256_L2R.yaml``): pixel L2 x 10, noise
-regularisation x 1000 (plus noise renormalisation after each step), priors |mean z_g| x 10 and
-RMS(z_l) x 10, and a Mahalanobis prior x 0.01 on the "Gaussianised" styles
+losses and weights (``configs/test/inversion_256x256_L2R.yaml``): pixel L2 x 10, LPIPS x 10,
+noise regularisation x 1000 (plus noise renormalisation after each step), priors |mean z_g| x 10
+and RMS(z_l) x 10, and a Mahalanobis prior x 0.01 on the "Gaussianised" styles
 (``leaky_relu(w, 5) / sqrt 2``, statistics of 10 000 mapped samples); random perturbations of
 the latents that ramp to zero at 75 % of the steps; StyleGAN2's learning-rate ramp.
-**Left out:** the LPIPS perceptual term (weight 10 officially) -- it needs pretrained VGG
-weights, which tfcoord cannot download; and DiffAugment. Inversion therefore matches pixels only.
+The official loss is the weighted sum of every term (``InversionManager._loss_agg`` over
+``compute_losses``: ``pixel_dist`` is kept beside ``lpips_dist``, LPIPS v0.1 "net-lin" on VGG,
+batch mean). LPIPS needs pretrained VGG16 and LPIPS weights that tfcoord cannot download: pass an
+:class:`~tfcoord.metrics.lpips.Lpips` as ``lpips``; without it the inversion matches pixels only.
+**Left out:** DiffAugment (applied officially to both images before the pixel and LPIPS terms).
 
 :func:`outpaint` places an inverted image into a larger canvas (relative centre ``placement``)
 and generates the rest; :func:`inbetween` places two inverted images (default at 5 % and 95 %
@@ -26,15 +29,17 @@ import math
 import numpy as np
 
 from tfcoord.errors import UserError
+from tfcoord.metrics.lpips import MIN_SIZE as LPIPS_MIN_SIZE
 from tfcoord.models.infinitygan.infinite import (CanvasLatents, CanvasPlan, StyleCentre, _generator_of,
                                                  generate_canvas)
 
 
 @dataclasses.dataclass
 class InversionWeights:
-    """Loss weights (official ``losses_weights``; LPIPS is not available offline, see the module doc)."""
+    """Loss weights (official ``losses_weights``; ``lpips`` applies when an LPIPS network is given)."""
 
     pixel: float = 10.0
+    lpips: float = 10.0
     noise_regularization: float = 1000.0
     global_prior: float = 10.0
     local_prior: float = 10.0
@@ -53,6 +58,7 @@ class InversionResult:
     reconstruction: np.ndarray  # (h, w, 3)
     losses: list  # total loss per step
     pixel_error: float  # mean absolute error of the reconstruction
+    lpips: float | None = None  # LPIPS of the reconstruction, when inverted with an LPIPS network
 
 
 def check_image(image, name: str = "image") -> np.ndarray:
@@ -104,11 +110,13 @@ def _learning_rate(progress: float, initial: float, rampdown: float = 0.25, ramp
 
 def invert(model, image, *, steps: int = 3000, lr: float = 0.1, seed: int = 0, coords=None,
            weights: InversionWeights | None = None, perturbation_ramp: float = 0.75, style_perturbation: float = 0.05,
-           latent_perturbation: float = 0.2, progress: bool = False) -> InversionResult:
+           latent_perturbation: float = 0.2, lpips=None, progress: bool = False) -> InversionResult:
     """Invert ``image`` ((h, w, 3) in [-1, 1]) into z_g, w+, a local-latent canvas and noise canvases.
 
     The image is centre-cropped from the reachable canvas of its size (:class:`CanvasPlan`);
     ``coords`` (the canvas' (rows, cols, coord_dim) coordinates) default to that canvas' own.
+    ``lpips`` (a :class:`tfcoord.metrics.lpips.Lpips`) adds the perceptual term; without it the
+    reconstruction matches pixels only.
     """
     import keras
     import tensorflow as tf
@@ -119,6 +127,9 @@ def invert(model, image, *, steps: int = 3000, lr: float = 0.1, seed: int = 0, c
         raise UserError(f"inversion steps must be >= 1, got {steps}")
     if not (lr > 0 and math.isfinite(lr)):
         raise UserError(f"the inversion learning rate must be a positive number, got {lr}")
+    if lpips is not None and min(image.shape[:2]) < LPIPS_MIN_SIZE:
+        raise UserError(f"inverting with LPIPS needs an image of at least {LPIPS_MIN_SIZE} x {LPIPS_MIN_SIZE} "
+                        f"pixels, got {image.shape[0]} x {image.shape[1]}")
     weights = weights or InversionWeights()
     generator = _generator_of(model)
     texture = generator.texture
@@ -161,13 +172,15 @@ def invert(model, image, *, steps: int = 3000, lr: float = 0.1, seed: int = 0, c
             styles = wplus + style_strength * tf.random.stateless_normal(tf.shape(wplus), seeds[2])
             output = render(z, z_local, styles, list(noises))
             pixel = 0.5 * ops.mean(ops.square(output - target))
+            # Official: lpips_dist = percept(inv_results, target_imgs).mean(), weighted beside pixel_dist.
+            perceptual = ops.mean(lpips(output, target)) if lpips is not None else 0.0
             noise_reg = sum(_noise_regularization(n, ops) for n in noises)
             global_prior = ops.abs(ops.mean(z))
             local_prior = ops.sqrt(ops.mean(ops.square(z_local)))
             centred = _gaussianize(wplus, ops)[0] - gauss_mean_t  # (n_latent, D)
             mahalanobis = ops.sum(ops.matmul(centred, inverse_cov_t) * centred, axis=-1)
             style_prior = ops.mean(ops.sqrt(ops.maximum(mahalanobis, 1e-12)))
-            total = (weights.pixel * pixel + weights.noise_regularization * noise_reg
+            total = (weights.pixel * pixel + weights.lpips * perceptual + weights.noise_regularization * noise_reg
                      + weights.global_prior * global_prior + weights.local_prior * local_prior
                      + weights.style_prior * style_prior)
         gradients = tape.gradient(total, ss_variables + ts_variables)
@@ -200,7 +213,8 @@ def invert(model, image, *, steps: int = 3000, lr: float = 0.1, seed: int = 0, c
     result = InversionResult(global_latent=global_latent.numpy()[0], wplus=wplus.numpy()[0],
                              local_latent=local_latent.numpy()[0], noises=[n.numpy()[0] for n in noises], plan=plan,
                              reconstruction=reconstruction, losses=history,
-                             pixel_error=float(np.mean(np.abs(reconstruction - image))))
+                             pixel_error=float(np.mean(np.abs(reconstruction - image))),
+                             lpips=None if lpips is None else float(lpips.distance(reconstruction, image)))
     return result
 
 
@@ -265,18 +279,18 @@ def _future_coords(latents: CanvasLatents, own: CanvasPlan, where: Placement):
 
 
 def outpaint(model, image, height: int, width: int, *, placement=(0.5, 0.5), seed: int = 0, num: int = 1,
-             steps: int = 3000, lr: float = 0.1, batch_patches: int = 4, progress: bool = False):
+             steps: int = 3000, lr: float = 0.1, batch_patches: int = 4, lpips=None, progress: bool = False):
     """Invert ``image`` once and extend it to ``num`` different ``height`` x ``width`` canvases around it
     (multi-modal outpainting: canvas k draws the unknown region from ``seed + k``).
 
     Returns ``(canvases, inversion result, Placement)``; the image region of every canvas is the
-    reconstruction (pixels of the real image are not pasted back).
+    reconstruction (pixels of the real image are not pasted back). ``lpips`` as in :func:`invert`.
     """
     image = check_image(image)
     plan = CanvasPlan(model.geometry, int(height), int(width))
     where, own = _placement(model, plan, image, placement, "placement")
     coords = _future_coords(CanvasLatents(model, plan, seed), own, where)
-    result = invert(model, image, steps=steps, lr=lr, seed=seed, coords=coords, progress=progress)
+    result = invert(model, image, steps=steps, lr=lr, seed=seed, coords=coords, lpips=lpips, progress=progress)
     canvases = []
     for k in range(num):
         latents = CanvasLatents(model, plan, seed + k)
@@ -288,7 +302,7 @@ def outpaint(model, image, height: int, width: int, *, placement=(0.5, 0.5), see
 
 
 def inbetween(model, image_a, image_b, height: int, width: int, *, placements=None, seed: int = 0, num: int = 1,
-              steps: int = 3000, lr: float = 0.1, fusion_blur: int = 127, batch_patches: int = 4,
+              steps: int = 3000, lr: float = 0.1, fusion_blur: int = 127, batch_patches: int = 4, lpips=None,
               progress: bool = False):
     """Invert two images, place them in a ``height`` x ``width`` canvas and generate ``num`` connections,
     each side in its own inverted style (spatial style fusion).
@@ -296,7 +310,7 @@ def inbetween(model, image_a, image_b, height: int, width: int, *, placements=No
     ``placements`` are the relative centres (row, col) of the two images; by default they sit at
     the left and the right end of the canvas, vertically centred (the official 256 x 1280 task
     places 128 px wide images at 0.05 and 0.95, which is the same).
-    Returns ``(canvases, [result_a, result_b], [Placement, Placement])``.
+    Returns ``(canvases, [result_a, result_b], [Placement, Placement])``. ``lpips`` as in :func:`invert`.
     """
     images = [check_image(image_a, "image_a"), check_image(image_b, "image_b")]
     if placements is None:
@@ -316,7 +330,8 @@ def inbetween(model, image_a, image_b, height: int, width: int, *, placements=No
             a.pixel_left < b.pixel_left + wb and b.pixel_left < a.pixel_left + wa:
         raise UserError("the two images overlap at these placements; move them apart or enlarge the canvas")
     results = [invert(model, image, steps=steps, lr=lr, seed=seed + i, coords=_future_coords(base, own, where),
-                      progress=progress) for i, (image, own, where) in enumerate(zip(images, owns, wheres))]
+                      lpips=lpips, progress=progress)
+               for i, (image, own, where) in enumerate(zip(images, owns, wheres))]
     centres = []
     for image, result, where in zip(images, results, wheres):
         row = (where.pixel_top + image.shape[0] / 2.0) / max(1, plan.height - 1)
