@@ -23,6 +23,7 @@ import dataclasses
 import difflib
 import types
 import typing
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,10 +44,47 @@ def bounded(default, *, min=None, max=None, doc=""):
 
 @dataclasses.dataclass
 class DataConfig:
-    """Where training images come from."""
+    """Where training images come from, and how a photo becomes one (each paper's recipe is in its preset).
 
-    # synthetic-landscapes | synthetic-birds | folder:PATH | tfds:NAME[/CONFIG][:SPLIT]
+    Order (:func:`tfcoord.data.pipeline.fit_to_size`): ``resize`` -> ``crop`` -> resize to the model's
+    image size -> ``flip``. Evaluation uses the same resize and the non-random form of the crop
+    (random_largest and random: centred) and never flips. Presized sources (synthetic-landscapes)
+    are rendered at the model's size: none of this applies to them.
+    """
+
+    # synthetic-landscapes | synthetic-birds | folder:PATH | tfds:NAME[/CONFIG][:SPLIT], where SPLIT
+    # may be a tfds split expression: tfds:celeb_a:train[:152599], tfds:celeb_a:train[152599:]+test
     source: str = "synthetic-landscapes"
+    # Resize before cropping (0 = no resize): shorter_side scales the shorter side to `resize` px and
+    # keeps the aspect (the longer side rounded down, as torchvision's Resize(int)); square scales
+    # the whole image to resize x resize (Torch7's image.scale(img, n, n), GAWWN).
+    resize: int = bounded(0, min=0)
+    resize_mode: Literal["shorter_side", "square"] = "shorter_side"
+    # random_largest: the largest window of the model's aspect ratio at a random offset;
+    # centre: crop_size x crop_size at ((H - crop_size) // 2, (W - crop_size) // 2), or without
+    #   crop_size the largest window of the model's aspect ratio at ((H - h) // 2, (W - w) // 2);
+    # random: crop_size x crop_size at a random offset; fixed: crop_size x crop_size at crop_offset;
+    # none: the whole image (its aspect ratio is not kept when it differs from the model's).
+    # H, W: the image after `resize`. The window is then resized to the model's image size.
+    crop: Literal["random_largest", "centre", "random", "fixed", "none"] = "random_largest"
+    crop_size: int = bounded(0, min=0)  # pixels of the image after `resize` (0: not used)
+    crop_offset: tuple[int, int] = bounded((0, 0), min=0)  # crop: fixed only, (top, left)
+    flip: bool = True  # random horizontal flip (p = 0.5) when training; boxes and keypoints follow
+
+    def validate(self) -> None:
+        sized = ("centre", "random", "fixed")
+        if self.crop in ("random", "fixed") and not self.crop_size:
+            raise UserError(f"data.crop: {self.crop} needs data.crop_size > 0 (the side of the square crop)")
+        if self.crop_size and self.crop not in sized:
+            raise UserError(f"data.crop_size is only used by crop: {', '.join(sized)}; "
+                            f"remove it or choose one of those crops (data.crop is {self.crop})")
+        if tuple(self.crop_offset) != (0, 0) and self.crop != "fixed":
+            raise UserError(f"data.crop_offset is only used by crop: fixed (data.crop is {self.crop}); remove it")
+        if self.resize_mode != "shorter_side" and not self.resize:
+            raise UserError("data.resize_mode: square needs data.resize > 0 (the side to scale the image to)")
+        if self.resize and self.crop_size > self.resize:
+            raise UserError(f"data.crop_size {self.crop_size} does not fit in an image resized to data.resize "
+                            f"{self.resize}; lower crop_size or raise resize")
 
 
 @dataclasses.dataclass
@@ -307,6 +345,8 @@ def load_config(model_type: str, section_classes: dict[str, type], *, preset: st
                             f"available: {', '.join(list_presets(model_type)) or 'none'}")
         preset_name = preset
     raw = read_yaml(path)
+    if "model_type" in raw:  # the config.yaml of a run (presets name no model_type)
+        fill_added_keys(raw, classes)
     file_model = raw.pop("model_type", model_type)
     if file_model != model_type:
         raise UserError(f"config file {path} is for model '{file_model}', not '{model_type}'; "
@@ -325,8 +365,40 @@ def load_config(model_type: str, section_classes: dict[str, type], *, preset: st
         if not isinstance(raw[section], dict):
             raise UserError(f"config section '{section}' must be a mapping")
         raw[section][key] = value
+    move_renamed_keys(raw, classes)
     sections = {name: build_section(cls, raw.get(name) or {}, name) for name, cls in classes.items()}
     return RunConfig(model_type=model_type, preset=preset_name, sections=sections)
+
+
+def fill_added_keys(raw: dict, classes: dict[str, type]) -> None:
+    """A run saved before a field existed keeps the behaviour it trained with: the value a section class
+    lists in ``ADDED_KEYS`` (``{"key": value before the field existed}``), not today's default."""
+    for section_name, cls in classes.items():
+        values = raw.get(section_name)
+        if isinstance(values, dict):
+            for key, legacy in getattr(cls, "ADDED_KEYS", {}).items():
+                values.setdefault(key, legacy)
+
+
+def move_renamed_keys(raw: dict, classes: dict[str, type]) -> None:
+    """Moves old spellings that a section class lists in ``RENAMED_KEYS`` (``{"old_key": "section.key"}``)
+    to their new place, with a FutureWarning, so old presets and the config.yaml of existing runs still load."""
+    for section_name, cls in classes.items():
+        values = raw.get(section_name)
+        for old_key, new_path in getattr(cls, "RENAMED_KEYS", {}).items():
+            if not isinstance(values, dict) or old_key not in values:
+                continue
+            new_section, new_key = new_path.split(".")
+            target = raw.get(new_section) or {}
+            if not isinstance(target, dict):
+                continue  # build_section reports the section that is not a mapping
+            value = values.pop(old_key)
+            if new_key in target and target[new_key] != value:
+                raise UserError(f"{section_name}.{old_key} (old spelling of {new_path}) is {value!r} but {new_path} "
+                                f"is {target[new_key]!r}; keep only {new_path}")
+            raw[new_section] = {**target, new_key: value}
+            warnings.warn(f"{section_name}.{old_key} is deprecated and now sets {new_path}; write {new_path} instead",
+                          FutureWarning, stacklevel=3)
 
 
 def load_run_config(run_dir: str | Path, section_classes_for) -> RunConfig:

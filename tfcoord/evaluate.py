@@ -3,13 +3,18 @@
 Metrics (see :mod:`tfcoord.metrics`): ``fid``, ``kid``, ``pr`` (precision/recall),
 ``scaleinv-fid`` (``--scale K``), ``patch-fid`` (``--patch-size P``). Features are
 Inception-v3 pool features from ``--inception-weights FILE`` or the Keras cache;
-nothing is downloaded. The result is printed and appended to ``RUN/metrics.jsonl``.
+nothing is downloaded. pytorch-fid's ``pt_inception-2015-12-05-6726825d.pth`` gives the
+papers' FID network (docs/fid.md); Keras's ImageNet weights give FIDs comparable only
+with each other. The result is printed and appended to ``RUN/metrics.jsonl``, whose
+``feature_network`` field (``pytorch-fid`` | ``keras-imagenet``) says which it was.
 
 Examples::
 
     python -m tfcoord.evaluate --run runs/cocogan-tiny --metric fid --num 10000
     python -m tfcoord.evaluate --run runs/cocogan-celeba64 --metric fid --real tfds:celeb_a:test --num 50000
     python -m tfcoord.evaluate --run runs/x --metric kid --num 2000 --kid-subset-size 500
+    python -m tfcoord.evaluate --run runs/cips-ffhq256 --metric fid --num 50000 \
+        --inception-weights pt_inception-2015-12-05-6726825d.pth
 """
 
 from __future__ import annotations
@@ -40,7 +45,8 @@ def parse_args(argv=None):
     parser.add_argument("--batch", type=int, default=50, help="images per generator/Inception call (default 50)")
     parser.add_argument("--seed", type=int, default=0, help="latent seed of the generated set")
     parser.add_argument("--inception-weights", metavar="FILE",
-                        help="Inception-v3 no-top weights (default: the Keras cache, never downloaded)")
+                        help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth (the papers' FID network) or "
+                             "Keras Inception-v3 no-top weights (default: the Keras cache, never downloaded)")
     parser.add_argument("--kid-subsets", type=int, default=100, help="KID: number of subsets (default 100)")
     parser.add_argument("--kid-subset-size", type=int, help="KID: samples per subset (default min(1000, N))")
     parser.add_argument("--pr-k", type=int, default=3, help="precision/recall: k of the k-NN radii (default 3)")
@@ -127,7 +133,9 @@ def main(argv=None):
                "patch_size": args.patch_size, "scale": args.scale, "fov": args.fov}
     evaluation = Evaluation(args.metric_spec, model, real, num_real=args.num_real or args.num, batch=args.batch,
                             extractor=extractor, options=options, use_cache=not args.no_cache,
-                            progress=not args.quiet)
+                            progress=not args.quiet,
+                            # the run's own data: cut the real images with its paper recipe
+                            preprocessing=model.config.data if real == model.config.data.source else None)
     started = time.perf_counter()
     results = evaluation.run(args.num, args.seed)
     results.update(checkpoint=str(checkpoint), seconds=round(time.perf_counter() - started, 2))
@@ -136,7 +144,7 @@ def main(argv=None):
                        if k != headline and isinstance(v, float) and k != "seconds")
     print(f"{args.metric}: {headline} = {results[headline]:.4f}" + (f" ({others})" if others else "")
           + f"; {results['num_generated']} generated vs {results['num_real']} real images of {real}; "
-          f"checkpoint {Path(str(checkpoint)).name}")
+          f"checkpoint {Path(str(checkpoint)).name}; features: {results['feature_network']}")
     append_record(Path(args.run) / "metrics.jsonl", results)
     return 0
 

@@ -80,3 +80,38 @@ def test_data_set_not_prepared_says_how_to_prepare_it(tmp_path, monkeypatch):
 def test_missing_name_is_a_user_error():
     with pytest.raises(UserError, match="needs a data set name"):
         make_dataset("tfds:", image_size=(8, 8), batch_size=1, seed=0)
+
+
+class TinyFaces(tfds.core.GeneratorBasedBuilder):
+    """A real (not mocked) prepared data set of 10 images 6 x 4 whose label is their value."""
+
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+        features = tfds.features.FeaturesDict({"image": tfds.features.Image(shape=(6, 4, 3)), "label": tf.int64})
+        return tfds.core.DatasetInfo(builder=self, features=features)
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples()}
+
+    def _generate_examples(self):
+        for i in range(10):
+            yield i, {"image": np.full((6, 4, 3), 20 * i, np.uint8), "label": i}
+
+
+def test_split_expressions_pass_through_and_resume(tmp_path, monkeypatch):
+    TinyFaces(data_dir=str(tmp_path)).download_and_prepare()
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
+
+    def labels(spec, start_index=0, count=4, training=True):
+        data = make_dataset(spec, image_size=(4, 4), batch_size=2 if training else 1, seed=0, start_index=start_index,
+                            training=training)
+        return [int(v) for b in data.take(count) for v in b["label"]]
+
+    subset = labels("tfds:tiny_faces:train[:3]", count=6)  # 12 elements of a 3-example epoch
+    assert len(set(subset)) == 3 and subset[:3] * 4 == subset
+    assert labels("tfds:tiny_faces:train[:3]", start_index=4, count=4) == subset[4:]  # resumes mid-epoch
+    rest = labels("tfds:tiny_faces:train[3:]", training=False, count=10)
+    assert len(rest) == 7 and not set(rest) & set(subset) and set(rest) | set(subset) == set(range(10))
+    with pytest.raises(UserError, match=r"cannot load tfds:tiny_faces:train\[:3\]\+nope"):
+        make_dataset("tfds:tiny_faces:train[:3]+nope", image_size=(4, 4), batch_size=1, seed=0)

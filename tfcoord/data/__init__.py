@@ -55,7 +55,7 @@ def _check_sizes(image_size, batch_size, start_index) -> tuple[int, int]:
 
 
 def make_dataset(spec: str, *, image_size: tuple[int, int], batch_size: int, seed: int,
-                 start_index: int = 0, training: bool = True) -> tf.data.Dataset:
+                 start_index: int = 0, training: bool = True, preprocessing=None) -> tf.data.Dataset:
     """Batches of the ``spec`` data at ``image_size``, from element ``start_index`` on.
 
     The stream is a pure function of ``(spec, image_size, seed)``: with
@@ -70,6 +70,9 @@ def make_dataset(spec: str, *, image_size: tuple[int, int], batch_size: int, see
         start_index: global index of the first element.
         training: endless stream with random crops and flips; otherwise one pass
             (endless for synthetic sources) with centre crops.
+        preprocessing: a :class:`tfcoord.config.DataConfig` whose resize, crop and flip
+            settings apply (default: its defaults, the largest window of ``image_size``'s
+            aspect ratio, random offset and flip when training).
 
     Returns:
         A ``tf.data.Dataset`` of dicts with ``"image"`` float32 ``(batch, H, W, 3)``
@@ -77,4 +80,4 @@ def make_dataset(spec: str, *, image_size: tuple[int, int], batch_size: int, see
     """
     image_size = _check_sizes(image_size, batch_size, start_index)
     return pipeline.build(parse_source(spec), image_size=image_size, batch_size=batch_size, seed=seed,
-                          start_index=start_index, training=training)
+                          start_index=start_index, training=training, preprocessing=preprocessing)

@@ -78,11 +78,13 @@ def to_rgb(image: Image.Image) -> np.ndarray:
 
 
 def read_image(path: str, image_size: tuple[int, int]) -> np.ndarray:
-    """The upright uint8 RGB pixels of ``path``, JPEGs decoded at the smallest scale still covering ``image_size``."""
+    """The upright uint8 RGB pixels of ``path``, JPEGs decoded at the smallest scale still covering
+    ``image_size`` (its shorter side at least ``max(image_size)``); ``(0, 0)``: at full resolution."""
     with Image.open(path) as image:
-        # One factor for both orientations, since EXIF may rotate the image by 90 degrees.
-        factor = max(image_size) / min(image.size)
-        image.draft("RGB", (math.ceil(image.width * factor), math.ceil(image.height * factor)))
+        if max(image_size) > 0:  # (0, 0): a crop in the file's own pixels needs them all
+            # One factor for both orientations, since EXIF may rotate the image by 90 degrees.
+            factor = max(image_size) / min(image.size)
+            image.draft("RGB", (math.ceil(image.width * factor), math.ceil(image.height * factor)))
         return to_rgb(ImageOps.exif_transpose(image))
 
 
@@ -131,4 +133,4 @@ def source(argument: str | None) -> Source:
         order = epoch_order(len(paths), seed, start_index, training)
         return order.map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
 
-    return Source(elements)
+    return Source(elements, reduced_decode=True)

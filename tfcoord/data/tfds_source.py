@@ -1,5 +1,8 @@
 """The ``tfds:NAME[/CONFIG][:SPLIT]`` source: a locally prepared TensorFlow Datasets set.
 
+SPLIT is passed to ``tfds.load`` as written, so split expressions work: ``train[:152599]``
+(a paper's training subset), ``train[152599:]+validation+test`` (its held-out rest).
+
 Nothing is downloaded (``download=False``). The examples come in the data set's fixed
 order (``shuffle_files=False``), so a resumed run finds its place with ``skip``; crops
 and flips still vary per global index. The ``image`` feature is used, and ``bbox``

@@ -16,6 +16,7 @@ import numpy as np
 from tfcoord.errors import UserError
 from tfcoord.metrics import Metric, stats_cache
 from tfcoord.metrics.fid import FeatureSet, RunningStatistics
+from tfcoord.metrics.inception import feature_network
 from tfcoord.metrics.views import VIEWS
 
 
@@ -24,14 +25,17 @@ def batch_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, index]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
-def real_image_batches(spec: str, image_size, count: int, batch: int):
+def real_image_batches(spec: str, image_size, count: int, batch: int, preprocessing=None):
     """Up to ``count`` real images of ``spec`` at ``image_size`` in [-1, 1], in batches (the last may be short).
 
-    One pass in the source's natural order with centre crops (``training=False``).
+    One pass in the source's natural order (``training=False``): the ``preprocessing`` recipe (a
+    :class:`tfcoord.config.DataConfig`) with its crops centred and no flip, or, without one, the
+    centred largest window.
     """
     from tfcoord.data import make_dataset
 
-    images = make_dataset(spec, image_size=tuple(image_size), batch_size=1, seed=0, training=False)
+    images = make_dataset(spec, image_size=tuple(image_size), batch_size=1, seed=0, training=False,
+                          preprocessing=preprocessing)
     images = images.unbatch().take(count).batch(batch)
     for element in images.as_numpy_iterator():
         yield element["image"]
@@ -72,11 +76,15 @@ class Evaluation:
         options: metric and view options (``kid_subsets``, ``kid_subset_size``, ``pr_k``,
             ``patch_size``, ``scale``, ``fov``).
         use_cache: read and write the real-statistics cache.
+        preprocessing: the run's :class:`tfcoord.config.DataConfig` when ``real`` is its training
+            data, so the real images are cut as the paper's recipe cuts them (e.g. COCO-GAN's CelebA
+            face crop); None for the centred largest window.
     """
 
     def __init__(self, metric: Metric, model, real: str, *, num_real: int, batch: int, extractor,
-                 options: dict | None = None, use_cache: bool = True, progress: bool = True):
+                 options: dict | None = None, use_cache: bool = True, progress: bool = True, preprocessing=None):
         self.metric, self.model, self.real, self.num_real, self.batch = metric, model, real, num_real, batch
+        self.preprocessing = preprocessing
         self.extractor = extractor
         self.options = dict(options or {})
         self.view = VIEWS[metric.view](model, self.options)
@@ -86,7 +94,8 @@ class Evaluation:
 
     def real_description(self) -> dict:
         return stats_cache.describe(extractor_fingerprint=self.extractor.fingerprint, spec=self.real,
-                                    image_size=self.view.real_size, count=self.num_real, view=self.view.describe())
+                                    image_size=self.view.real_size, count=self.num_real, view=self.view.describe(),
+                                    preprocessing=self.preprocessing)
 
     def real_statistics(self) -> FeatureSet:
         if self._real_stats is not None:
@@ -96,7 +105,8 @@ class Evaluation:
         self.cache_hit = cached is not None
         if cached is None:
             batches = (self.view.cut_real(images)
-                       for images in real_image_batches(self.real, self.view.real_size, self.num_real, self.batch))
+                       for images in real_image_batches(self.real, self.view.real_size, self.num_real, self.batch,
+                                                        self.preprocessing))
             cached = featurize(batches, self.extractor, self.num_real, self.metric.needs_features,
                                f"real {self.real}", self.progress)
             if cached.count < self.num_real:
@@ -126,6 +136,9 @@ class Evaluation:
         if self.metric.needs_features and real.features is None:
             raise RuntimeError("cached real statistics lack the features this metric needs")
         results = self.metric.compute(real, fake, seed=seed, **self.options)
-        return {"metric": self.metric.name, **results, "num_generated": fake.count, "num_real": real.count,
-                "real": self.real, "features": self.extractor.fingerprint, "view": self.view.summary(),
-                "seed": seed, "real_statistics_cached": self.cache_hit}
+        # feature_network says which Inception the numbers come from: only "pytorch-fid" values
+        # are comparable with published FIDs (docs/fid.md); "features" pins the exact weights.
+        return {"metric": self.metric.name, **results, "feature_network": feature_network(self.extractor),
+                "num_generated": fake.count, "num_real": real.count, "real": self.real,
+                "features": self.extractor.fingerprint, "view": self.view.summary(), "seed": seed,
+                "real_statistics_cached": self.cache_hit}

@@ -56,7 +56,12 @@ def data_fingerprint(spec: str) -> dict:
     return {}
 
 
-def describe(*, extractor_fingerprint: str, spec: str, image_size, count: int, view: dict) -> dict:
+def describe(*, extractor_fingerprint: str, spec: str, image_size, count: int, view: dict,
+             preprocessing=None) -> dict:
+    """What the real statistics depend on; ``preprocessing`` (a DataConfig recipe) changes the crop."""
+    crop = "centre, to the aspect ratio of image_size"
+    if preprocessing is not None and _recipe(preprocessing) != _recipe(type(preprocessing)()):
+        crop = _recipe(preprocessing)  # a paper recipe: part of the key (the default keeps old keys valid)
     return {
         "protocol": PROTOCOL,
         "extractor": extractor_fingerprint,
@@ -64,7 +69,7 @@ def describe(*, extractor_fingerprint: str, spec: str, image_size, count: int, v
         "content": data_fingerprint(spec),
         "image_size": [int(s) for s in image_size],
         "count": int(count),
-        "crop": "centre, to the aspect ratio of image_size",
+        "crop": crop,
         "resize": "tf.image.resize bilinear, antialias=True",
         "value_range": "[-1, 1], quantised to 8 bits",
         **view,
@@ -121,3 +126,9 @@ def save(description: dict, stats: FeatureSet, root: Path | None = None) -> Path
         _warn(f"could not write the statistics cache in {root} ({err}); the next run recomputes them")
         return None
     return root / f"{key}.npz"
+
+
+def _recipe(preprocessing) -> dict:
+    """The evaluation-time part of a DataConfig recipe (flip never applies to real statistics)."""
+    return {"resize": int(preprocessing.resize), "resize_mode": preprocessing.resize_mode, "crop": preprocessing.crop,
+            "crop_size": int(preprocessing.crop_size), "crop_offset": [int(v) for v in preprocessing.crop_offset]}

@@ -316,7 +316,8 @@ def source(argument: str | None):
                 print(f"warning: cannot decode {table['paths'][i]}; using the next record", file=sys.stderr)
         else:
             raise RuntimeError(f"none of the {count} images of {annotations.path} can be decoded any more")
-        out = [image, table["boxes"][i], table["keypoints"][i], table["labels"][i], table["num_captions"][i]]
+        out = [image, table["boxes"][i], table["keypoints"][i], table["labels"][i], table["num_captions"][i],
+               np.int32(i)]
         if "captions" in table:
             out.append(table["captions"][i].astype(np.int32))
         if "embedding_paths" in table:
@@ -328,7 +329,7 @@ def source(argument: str | None):
 
     def elements(seed, start_index, training, image_size):
         height, width = image_size
-        types = [tf.uint8, tf.float32, tf.float32, tf.int32, tf.int32]
+        types = [tf.uint8, tf.float32, tf.float32, tf.int32, tf.int32, tf.int32]
         types += [tf.int32] if "captions" in table else []
         types += [tf.float32] if "embedding_paths" in table else []
 
@@ -339,8 +340,9 @@ def source(argument: str | None):
                    "keypoints": tf.ensure_shape(values[2], [num_parts, 3]),
                    "keypoint_flip_order": tf.constant(order),
                    "label": tf.ensure_shape(values[3], []),
-                   "num_captions": tf.ensure_shape(values[4], [])}
-            rest = list(values[5:])
+                   "num_captions": tf.ensure_shape(values[4], []),
+                   "record": tf.ensure_shape(values[5], [])}  # index of the valid record (--image-features rows)
+            rest = list(values[6:])
             if "captions" in table:
                 out["captions"] = tf.ensure_shape(rest.pop(0), table["captions"].shape[1:])
             if "embedding_paths" in table:
@@ -350,4 +352,4 @@ def source(argument: str | None):
         return epoch_order(count, seed, start_index, training).map(element, num_parallel_calls=AUTOTUNE,
                                                                    deterministic=True)
 
-    return Source(elements)
+    return Source(elements, reduced_decode=True)  # read_image's JPEG draft covers the size it is given

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Literal
+from typing import ClassVar, Literal
 
 from tfcoord.config import bounded
 from tfcoord.errors import UserError
@@ -89,7 +89,10 @@ class CipsLossConfig:
     r1_every: int = bounded(16, min=1)  # lazy regularisation interval of D (d_reg_every)
     g_reg_every: int = bounded(4, min=1)  # only scales G's Adam settings (G has no regulariser)
     ema_decay: float = bounded(0.5 ** (32 / 10000), min=0.0, max=1.0)  # official accum = 0.5^(32/10k)
-    horizontal_flip: bool = True
+
+    # The flip augmentation is data.flip (one setting for the pipeline's flip and this model's); the old
+    # loss.horizontal_flip still loads, e.g. from the config.yaml of existing runs (tfcoord.config.move_renamed_keys).
+    RENAMED_KEYS: ClassVar[dict[str, str]] = {"horizontal_flip": "data.flip"}
 
 
 @dataclasses.dataclass

@@ -158,7 +158,7 @@ class Cips(CoordinateGan):
         inputs = {
             "z_d": tf.random.stateless_normal([batch, model.style_dim], seeds[0]),
             "z_g": tf.random.stateless_normal([batch, model.style_dim], seeds[1]),
-            "flip": tf.random.stateless_uniform([batch], seeds[2]) < (0.5 if cfg.loss.horizontal_flip else 0.0),
+            "flip": tf.random.stateless_uniform([batch], seeds[2]) < (0.5 if cfg.data.flip else 0.0),
         }
         if model.train_noise == "random":
             layers = self._num_noise_layers()
