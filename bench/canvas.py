@@ -39,6 +39,7 @@ import json
 import sys
 import time
 
+from tfcoord import cli
 from bench.common import REPO, machine_info, markdown_table, memory, report, rss_mb, run_plan, start_child, \
     write_json
 
@@ -148,7 +149,7 @@ def goals(rows) -> list[dict]:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m bench.canvas", description=__doc__.splitlines()[0])
+    parser = cli.ArgumentParser(prog="python -m bench.canvas", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="narrow models, 0.25 and 1 Mpx")
     parser.add_argument("--widths", choices=("paper", "narrow"), help="run only this configuration at every size")
     parser.add_argument("--mpx", help="comma-separated canvas sizes in Mpx (default 1,4,16,64)")
@@ -192,4 +193,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

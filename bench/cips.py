@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import statistics
 
+from tfcoord import cli
 from bench.common import (REPO, graph_macs, machine_info, markdown_table, memory, report, run_plan, seconds,
                           start_child, write_json)
 
@@ -155,7 +157,7 @@ def summarize(results, machine):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m bench.cips", description=__doc__.splitlines()[0])
+    parser = cli.ArgumentParser(prog="python -m bench.cips", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs (smoke test)")
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "cips.json"), help="JSON output")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one workload and report it
@@ -170,4 +172,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import statistics
 import tempfile
 
+from tfcoord import cli
 from bench.common import (REPO, graph_macs, machine_info, markdown_table, memory, report, run_plan, seconds,
                           start_child, write_json)
 
@@ -118,7 +120,7 @@ def summarize(training, generation, machine):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m bench.cocogan", description=__doc__.splitlines()[0])
+    parser = cli.ArgumentParser(prog="python -m bench.cocogan", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps and runs (smoke test)")
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "cocogan.json"), help="JSON output")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one workload and report it
@@ -133,4 +135,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

@@ -35,6 +35,7 @@ import statistics
 import sys
 import tempfile
 
+from tfcoord import cli
 from bench.common import REPO, machine_info, markdown_table, memory, report, run_workload, seconds, start_child, \
     write_json
 
@@ -139,7 +140,7 @@ WORKLOADS = {"features": features_workload, "evaluate": evaluate_workload, "trai
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m bench.gawwn", description=__doc__.split("\n\n")[0])
+    parser = cli.ArgumentParser(prog="python -m bench.gawwn", description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, help="training steps (default: the tiny preset's)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 40 steps, few samples")
     parser.add_argument("--seed", type=int, help="training seed (default: the tiny preset's train.seed)")
@@ -192,4 +193,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import statistics
 import time
 
+from tfcoord import cli
 from bench.common import (REPO, machine_info, markdown_table, memory, report, run_plan, seconds, start_child,
                           write_json)
 
@@ -135,7 +137,7 @@ def summarize(patch, canvas, machine):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m bench.infinitygan", description=__doc__.splitlines()[0])
+    parser = cli.ArgumentParser(prog="python -m bench.infinitygan", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs; 4096 x 4096 with a narrow generator")
     parser.add_argument("--canvases", help="comma-separated HxW canvases to render (default "
                         + ",".join(f"{h}x{w}" for h, w in CANVASES) + "); 'none' for the patch rows only")
@@ -158,4 +160,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

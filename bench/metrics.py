@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
+from tfcoord import cli
 from bench.common import REPO, machine_info, markdown_table, memory, report, run_plan, seconds, start_child, write_json
 
 DIM = 2048
@@ -127,7 +129,7 @@ def describe(row):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m bench.metrics", description=__doc__.splitlines()[0])
+    parser = cli.ArgumentParser(prog="python -m bench.metrics", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller workloads (smoke test)")
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "metrics.json"), help="JSON output")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -151,4 +153,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

@@ -46,6 +46,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from tfcoord import cli
 from bench.common import REPO, machine_info, markdown_table, report, run_plan, start_child, write_json
 
 SAMPLES = 512  # real reference renders and generated images per checkpoint (--quick: 32)
@@ -467,7 +468,7 @@ def train(entry: Entry, run: Path, quick: bool, timeout: float) -> dict:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m bench.quality", description=__doc__.split("\n\n")[0])
+    parser = cli.ArgumentParser(prog="python -m bench.quality", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", nargs="+", choices=list(ENTRIES), default=list(DEFAULT_ENTRIES),
                         help=f"models to run (default: {' '.join(DEFAULT_ENTRIES)})")
     parser.add_argument("--quick", action="store_true",
@@ -546,4 +547,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -50,7 +50,10 @@ def quiet_tensorflow() -> None:
     """
     if _verbose or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
         return
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"  # later C++ INFO and WARNING lines
+    # Later C++ lines too, ERROR included: TensorFlow logs notices such as oneDNN's int64 fallback as errors,
+    # and a multi-worker job logs every aborted collective; the errors that stop a command reach Python as
+    # exceptions, which the CLI turns into its one line.
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     if "tensorflow" in sys.modules:
         return
     sys.stderr.flush()

@@ -11,6 +11,7 @@ Examples::
 from __future__ import annotations
 
 import sys
+import types
 from pathlib import Path
 
 from tfcoord import cli
@@ -33,6 +34,9 @@ def parse_args(argv=None):
     parser.add_argument("--strategy", help="auto | default | one_device | mirrored | multi_worker")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--seed", type=int, help="random seed of the run")
+    parser.add_argument("--image-features", metavar="FILE.npy",
+                        help="text-encoder: fixed image features, one row per record of --data annotations:FILE.jsonl "
+                             "(sets model.image_features)")
     return parser.parse_args(argv)
 
 
@@ -40,6 +44,10 @@ def shortcut_overrides(args) -> list[str]:
     """The command-line shortcuts as ``--set`` overrides (applied before explicit --set)."""
     pairs = [("data.source", args.data), ("train.steps", args.steps), ("train.batch_size", args.batch_size),
              ("train.strategy", args.strategy), ("train.seed", args.seed)]
+    if args.image_features is not None:
+        if args.model != "text-encoder":
+            raise UserError(f"--image-features is an option of --model text-encoder, not {args.model}")
+        pairs.append(("model.image_features", Path(args.image_features).expanduser().resolve()))
     return [f"{key}={value}" for key, value in pairs if value is not None]
 
 
@@ -81,21 +89,49 @@ def resolve(args):
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    train_run(parse_args(argv))
+    return 0
+
+
+def train_run(args) -> Path:
+    """Train as the command line ``args`` say; returns the run directory (the chief's, for multi-worker)."""
     config, run_dir = resolve(args)
+    if config.train.strategy == "multi_worker":
+        from tfcoord.training.cluster import cluster_role
+
+        cluster_role()  # a bad TF_CONFIG stops here, before TensorFlow starts
     cli.quiet_tensorflow()
-    from tfcoord.training.strategy import configure_devices
+    from tfcoord.training.strategy import configure_devices, start_strategy
 
     configure_devices()
+    start_strategy(config.train.strategy)  # before any TensorFlow op: multi-worker collectives need it
     from tfcoord.models import model_class
     from tfcoord.training.loop import Trainer
 
     model = model_class(config.model_type)(config)
-    print(f"training {config.model_type} ({config.preset}) into {run_dir}", flush=True)
-    Trainer(model, run_dir, resume=args.resume).fit()
-    print(f"done: {run_dir} (samples in {run_dir / 'samples'}, checkpoints in {run_dir / 'checkpoints'})")
-    return 0
+    trainer = Trainer(model, run_dir, resume=args.resume)
+    where = "" if trainer.role is None else f" as {trainer.role.name} of {trainer.role.num_workers} workers"
+    print(f"training {config.model_type} ({config.preset}) into {run_dir}{where}", flush=True)
+    trainer.fit()
+    if trainer.role is not None and not trainer.role.is_chief:
+        print(f"done: {trainer.role.name} finished; the chief wrote {run_dir}")
+    else:
+        print(f"done: {run_dir} (samples in {run_dir / 'samples'}, checkpoints in {run_dir / 'checkpoints'})")
+    return run_dir
 
+
+class _CallableModule(types.ModuleType):
+    """``tfcoord.train`` names both this command's module (``python -m tfcoord.train``) and the API function
+    ``tfcoord.train(model=, preset=, **overrides)``. Importing the module sets the package attribute to the
+    module, so the module itself is the function: calling it calls :func:`tfcoord.api.train`."""
+
+    def __call__(self, *args, **kwargs):
+        from tfcoord.api import train
+
+        return train(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 if __name__ == "__main__":
     sys.exit(cli.run(main))

@@ -267,8 +267,11 @@ def restore_networks_from_run(items: dict, run_dir) -> str:
 class CheckpointKeeper:
     """Saves and restores ``step`` plus the variables of the model's trackables in ``directory``."""
 
-    def __init__(self, directory, step, max_to_keep: int = 3, **trackables):
+    def __init__(self, directory, step, max_to_keep: int = 3, move_damaged: bool = True, **trackables):
         self.directory = Path(directory)
+        # False for a reader of another process's folder (a multi-worker job's non-chief workers):
+        # a damaged checkpoint is skipped but left where it is, for its owner to move.
+        self.move_damaged = move_damaged
         self.step = step
         self.max_to_keep = max_to_keep
         self.checkpoint = tf.train.Checkpoint(step=step, **variable_map(trackables))
@@ -337,6 +340,10 @@ class CheckpointKeeper:
 
     def _quarantine(self, prefix, reason: str) -> None:
         """Move a damaged checkpoint to ``corrupt/`` and drop it from the list."""
+        if not self.move_damaged:
+            self.prefixes = [p for p in self.prefixes if p != prefix]
+            _warn(f"checkpoint {prefix} is damaged ({reason}); trying the previous one")
+            return
         target = self.directory / QUARANTINE_FOLDER
         moved = []
         try:

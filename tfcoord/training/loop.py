@@ -22,11 +22,15 @@ Run directory::
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
+import re
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -40,6 +44,7 @@ from tfcoord.fileio import atomic_write_text, describe_write_error
 from tfcoord.images import image_grid, save_png
 from tfcoord.training.checkpoints import (CheckpointKeeper, checkpoint_step, listed_checkpoints,
                                           restore_networks_from_run)
+from tfcoord.training.cluster import cluster_role
 from tfcoord.training.strategy import make_strategy
 
 # Reliability tests poison the batch at this step to check the non-finite-loss stop.
@@ -53,6 +58,27 @@ class TrainingDiverged(UserError):
 
 class RunDirectoryError(UserError):
     """The run directory cannot be written (full disk, permissions, read-only)."""
+
+
+class WorkerLost(UserError):
+    """Another worker of a multi-worker job stopped or became unreachable."""
+
+
+# How a multi-worker collective fails when a peer stops: its heartbeats stop (Unavailable), or the
+# collective is cancelled or aborted while it waits.
+PEER_FAILURES = (tf.errors.UnavailableError, tf.errors.CancelledError, tf.errors.AbortedError,
+                 tf.errors.DeadlineExceededError)
+
+
+def _peer_failure_reason(error) -> str:
+    """The failed task named in a collective's error, in a few words."""
+    found = re.findall(r"/job:(\w+)/replica:\d+/task:(\d+)", str(error))
+    own = re.search(r"device_/job:(\w+)/replica:\d+/task:(\d+)", str(error))
+    others = [task for task in dict.fromkeys(found) if not own or task != own.groups()]
+    if others:
+        return ", ".join(f"{job} {index}" for job, index in others) + " stopped responding"
+    message = re.sub(r"\{\{[^}]*\}\}\s*", "", str(error)).strip().splitlines()
+    return (message[0][:160] if message else type(error).__name__)
 
 
 class Trainer:
@@ -70,6 +96,11 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.resume = resume
         self.strategy = make_strategy(self.config.train.strategy)
+        # Multi-worker: every worker runs the same steps, saves included (a save may need collectives),
+        # but only the chief writes into run_dir; the others write into a temporary folder they remove
+        # (the tf.distribute multi-worker guidance). fit() creates it.
+        self.role = cluster_role() if self.config.train.strategy == "multi_worker" else None
+        self.write_dir = self.run_dir
         self.global_batch = self.config.train.batch_size
         replicas = self.strategy.num_replicas_in_sync
         if self.global_batch % replicas:
@@ -84,21 +115,26 @@ class Trainer:
     # -- set-up ------------------------------------------------------------------------
     def _prepare(self):
         with self._writing("the run directory"):
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.write_dir.mkdir(parents=True, exist_ok=True)
         # Initial weights follow train.seed, so two runs of one config start identically.
         keras.utils.set_random_seed(self.config.train.seed)
         with self.strategy.scope():
             self.model.build()
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        self.keeper = CheckpointKeeper(self.run_dir / "checkpoints", step=self.step,
+        self.keeper = CheckpointKeeper(self.write_dir / "checkpoints", step=self.step,
                                        max_to_keep=self.config.train.keep_checkpoints,
                                        **self.model.checkpoint_items())
-        if self.resume:
+        if self.resume and self.write_dir != self.run_dir:
+            # A multi-worker job resumes every worker from the chief's checkpoints (a shared folder);
+            # a damaged one is skipped here as the chief skips it, but only the chief moves it.
+            CheckpointKeeper(self.run_dir / "checkpoints", step=self.step, move_damaged=False,
+                             **self.model.checkpoint_items()).restore_latest()
+        elif self.resume:
             self.keeper.restore_latest()  # the newest intact one: damaged ones move to checkpoints/corrupt/
         elif self.config.train.init_from:
             self._init_from(self.config.train.init_from)
         with self._writing("config.yaml"):
-            atomic_write_text(self.run_dir / "config.yaml", yaml.safe_dump(self.config.to_dict(), sort_keys=False))
+            atomic_write_text(self.write_dir / "config.yaml", yaml.safe_dump(self.config.to_dict(), sort_keys=False))
         if self.config.train.fid_every:
             self._prepare_evaluation()
 
@@ -114,14 +150,14 @@ class Trainer:
 
     def _check_run_dir(self):
         """Fail before any work when the run directory cannot be created or written."""
-        created = [folder for folder in (self.run_dir, *self.run_dir.parents) if not folder.exists()]
-        probe = self.run_dir / ".tfcoord-write-test"
+        created = [folder for folder in (self.write_dir, *self.write_dir.parents) if not folder.exists()]
+        probe = self.write_dir / ".tfcoord-write-test"
         try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.write_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(probe, "ok\n")
             probe.unlink()
         except OSError as err:
-            raise RunDirectoryError(f"cannot write to the run directory {self.run_dir} "
+            raise RunDirectoryError(f"cannot write to the run directory {self.write_dir} "
                                     f"({describe_write_error(err)}); choose another --out") from None
         finally:
             for folder in created:  # leave no empty run folder behind if a later check fails
@@ -160,13 +196,15 @@ class Trainer:
 
         cfg = self.config.train
         metric = get_metric(cfg.fid_metric)
-        self.evaluation = Evaluation(metric, self.model, cfg.fid_real or self.config.data.source,
+        real = cfg.fid_real or self.config.data.source
+        self.evaluation = Evaluation(metric, self.model, real,
+                                     preprocessing=self.config.data if real == self.config.data.source else None,
                                      num_real=cfg.fid_num, batch=min(50, cfg.fid_num),
                                      extractor=load_extractor(cfg.fid_inception_weights or None),
                                      progress=self.config.log.progress_bar)
-        self.best_keeper = CheckpointKeeper(self.run_dir / "checkpoints" / "best", step=self.step, max_to_keep=1,
+        self.best_keeper = CheckpointKeeper(self.write_dir / "checkpoints" / "best", step=self.step, max_to_keep=1,
                                             **self.model.checkpoint_items())
-        record = self.run_dir / "checkpoints" / "best" / "metric.json"
+        record = self.write_dir / "checkpoints" / "best" / "metric.json"
         self.best = None
         if self.resume and record.is_file():
             try:
@@ -177,16 +215,39 @@ class Trainer:
     def _dataset(self, start_step: int):
         data = make_dataset(self.config.data.source, image_size=self.model.image_size(),
                             batch_size=self.global_batch, seed=self.config.train.seed,
-                            start_index=start_step * self.global_batch, training=True)
+                            start_index=start_step * self.global_batch, training=True,
+                            preprocessing=self.config.data)
         model, batch = self.model, self.global_batch
         data = data.enumerate(start=start_step).map(
             lambda step, element: {**element, **model.step_inputs(step, batch)})
+        if self.role is not None:
+            return iter(self.strategy.distribute_datasets_from_function(self._worker_slices(data)))
         options = tf.data.Options()
         # The random inputs are keyed by the step, and batches are split in order, so
         # every replica count sees the same global batch.
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
         data = data.with_options(options).prefetch(2)
         return iter(self.strategy.experimental_distribute_dataset(data))
+
+    def _worker_slices(self, global_batches):
+        """Multi-worker input: each worker's consecutive rows of every global batch, one replica's rows at a time.
+
+        The stream is a pure function of (seed, index), so every worker can make the global batch and keep
+        rows [w * b, (w + 1) * b): no overlap, no gap, and replica r of worker w holds exactly the rows that
+        replica w * local + r holds in a one-process mirrored run of the same global batch.
+        """
+        batch = self.global_batch
+
+        def dataset_fn(context):
+            per_worker = batch // context.num_input_pipelines
+            first = context.input_pipeline_id * per_worker
+            rows = global_batches.map(
+                lambda element: tf.nest.map_structure(lambda t: t[first:first + per_worker], element))
+            options = tf.data.Options()
+            options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+            return rows.rebatch(context.get_per_replica_batch_size(batch)).with_options(options).prefetch(2)
+
+        return dataset_fn
 
     def _step_function(self):
         model, strategy, batch_size = self.model, self.strategy, self.global_batch
@@ -227,6 +288,28 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------
     def fit(self) -> int:
         """Train until ``train.steps``; returns the final step."""
+        if self.role is not None and not self.role.is_chief:
+            # One name per (run, task): a worker restarted after a crash clears what its killed self left.
+            run_key = hashlib.sha1(str(self.run_dir.resolve()).encode()).hexdigest()[:10]
+            self.write_dir = Path(tempfile.gettempdir()) / f"tfcoord-{run_key}-{self.role.task_type}{self.role.task_index}"
+            shutil.rmtree(self.write_dir, ignore_errors=True)
+        try:
+            return self._fit()
+        except PEER_FAILURES as err:
+            if self.role is None:
+                raise
+            last = listed_checkpoints(self.run_dir / "checkpoints")
+            kept = f"the chief's newest checkpoint is step {checkpoint_step(last[-1])}" if last else "no checkpoint yet"
+            reason = _peer_failure_reason(err)
+            step = int(self.step.numpy()) if hasattr(self, "step") else 0
+            raise WorkerLost(f"{self.role.name}: the multi-worker job stopped at step {step}, "
+                             f"another worker is gone ({reason}); {kept}; start every worker again with "
+                             f"--resume --out {self.run_dir}") from None
+        finally:
+            if self.write_dir != self.run_dir:
+                shutil.rmtree(self.write_dir, ignore_errors=True)
+
+    def _fit(self) -> int:
         cfg = self.config
         # Cheap checks first, then the data source (before the slow model build) so bad input fails fast.
         self._check_run_dir()
@@ -246,9 +329,9 @@ class Trainer:
             self.keeper.save(start)  # something to go back to before the first regular checkpoint
         step_fn = self._step_function()
         with self._writing("tensorboard/"):
-            writer = tf.summary.create_file_writer(str(self.run_dir / "tensorboard"))
+            writer = tf.summary.create_file_writer(str(self.write_dir / "tensorboard"))
         with self._writing("log.jsonl"):
-            log_file = open(self.run_dir / "log.jsonl", "a")
+            log_file = open(self.write_dir / "log.jsonl", "a")
         previous_handlers = self._install_signal_handlers()
         progress = self._progress_bar(start, total)
         try:
@@ -358,19 +441,22 @@ class Trainer:
     def _evaluate(self, writer, log_file, step):
         """Periodic metric; a better value replaces checkpoints/best/."""
         metric = self.evaluation.metric
-        value = float(self.evaluation.run(self.config.train.fid_num, seed=SAMPLE_SEED)[metric.headline])
+        results = self.evaluation.run(self.config.train.fid_num, seed=SAMPLE_SEED)
+        value = float(results[metric.headline])
         with self._writing("log.jsonl and tensorboard/"):
             with writer.as_default(step=step):
                 tf.summary.scalar(f"metric/{metric.name}", value)
-            log_file.write(json.dumps({"step": step, metric.name: value}) + "\n")
+            log_file.write(json.dumps({"step": step, metric.name: value,
+                                       "feature_network": results["feature_network"]}) + "\n")
             log_file.flush()
         best = self.best.get("value") if isinstance(self.best, dict) else None
         better = best is None or (value < best if metric.lower_is_better else value > best)
         if better and math.isfinite(value):
             self.best_keeper.save(step)
-            self.best = {"metric": metric.name, "value": value, "step": step}
+            self.best = {"metric": metric.name, "value": value, "step": step,
+                         "feature_network": results["feature_network"]}
             with self._writing("checkpoints/best/metric.json"):
-                atomic_write_text(self.run_dir / "checkpoints" / "best" / "metric.json", json.dumps(self.best))
+                atomic_write_text(self.write_dir / "checkpoints" / "best" / "metric.json", json.dumps(self.best))
 
     def _postfix(self, losses, rate):
         shown = {k: f"{v:.3g}" for k, v in list(losses.items())[:4]}
@@ -397,7 +483,7 @@ class Trainer:
     def _write_samples(self, writer, step):
         images = self.model.sample_images(SAMPLE_SEED, self.config.log.num_samples)
         grid = image_grid(images)
-        save_png(grid, self.run_dir / "samples" / f"step_{step:08d}.png")
+        save_png(grid, self.write_dir / "samples" / f"step_{step:08d}.png")
         with writer.as_default(step=step):
             tf.summary.image("samples", grid[None], step=step)
 
