@@ -1,3 +1,39 @@
-"""tfcoord: coordinate-conditioned image generation in TensorFlow 2 / Keras 3."""
+"""tfcoord: coordinate-conditioned image generation in TensorFlow 2 / Keras 3.
+
+The public API (see :mod:`tfcoord.api`)::
+
+    tfcoord.train(model=, preset=, **overrides) -> Run
+    tfcoord.load_run(path) -> Run               # run.generate(seed=, num=), run.render(width=, height=, out=)
+    tfcoord.export_saved_model(run_dir, out)    # TF Serving
+    tfcoord.export_tflite(run_dir, out, patch=) # LiteRT
+
+Importing ``tfcoord`` loads nothing heavy: TensorFlow is imported by the first call that needs it,
+so the generator modules stay importable where only Keras on JAX is installed.
+"""
 
 __version__ = "0.1.0"
+__all__ = ["Run", "UserError", "export_saved_model", "export_tflite", "load_run", "train", "__version__"]
+
+
+def __getattr__(name):
+    if name == "train":  # the module of python -m tfcoord.train, callable as the API function (see there)
+        import importlib
+
+        return importlib.import_module("tfcoord.train")
+    if name in ("Run", "load_run"):
+        from tfcoord import api
+
+        return getattr(api, name)
+    if name == "UserError":
+        from tfcoord.errors import UserError
+
+        return UserError
+    if name == "export_saved_model":
+        from export.saved_model import export_saved_model
+
+        return export_saved_model
+    if name == "export_tflite":
+        from export.tflite import export_tflite
+
+        return export_tflite
+    raise AttributeError(f"module 'tfcoord' has no attribute {name!r}")
