@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import math
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
+from tfcoord import cli
 from bench.common import REPO, machine_info, markdown_table, memory, report, run_plan, start_child, write_json
 
 # (model, preset, extra overrides); the tiny presets are what tests export, celeba64 is the paper's network.
@@ -33,7 +35,7 @@ MODELS = [("cocogan", "tiny", ()), ("cocogan", "celeba64", ()), ("cips", "tiny",
           ("gawwn", "tiny", ())]
 QUICK_MODELS = [("cocogan", "tiny", ())]
 TILEABLE = ("cocogan", "cips", "infinitygan")  # export.client tiles them (GAWWN draws whole images: no tiles)
-QUANTIZATIONS = ("none", "float16", "dynamic-int8")
+QUANTIZATIONS = ("none", "float16", "dynamic-int8", "int8")  # int8: PSNR of untrained weights; bench.int8 for trained runs
 LATENCY_RUNS = 200  # --quick: 15
 BLOCK, BLOCK_WARMUP = 20, 3  # the paths take turns in blocks of 20 timed calls
 ACCURACY_PATCHES = 16
@@ -227,7 +229,7 @@ def summarize(latency, client, machine):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m bench.export", description=__doc__.splitlines()[0])
+    parser = cli.ArgumentParser(prog="python -m bench.export", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny models, fewer runs (smoke test)")
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "export.json"), help="JSON output")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one workload and report it
@@ -243,4 +245,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

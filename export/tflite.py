@@ -1,6 +1,6 @@
 """Export a trained run as a per-patch TFLite (LiteRT) model.
 
-    python -m export.tflite --run runs/NAME --patch P [--quantize none|float16|dynamic-int8]
+    python -m export.tflite --run runs/NAME --patch P [--quantize none|float16|dynamic-int8|int8]
                             [--batch B] --out FILE.tflite
 
 The run is first written as a SavedModel holding only ``generate_patch`` with static
@@ -8,7 +8,16 @@ shapes (batch ``B``, default 1; patch ``P``), then converted from that signature
 builtin ops only (tensorflow.md §13, P6-P8, P11), so the ``.tflite`` keeps the
 ``generate_patch`` signature with the SavedModel's input names and the ``rgb`` output.
 Next to it, ``FILE.json`` holds the model description (how to build the inputs of
-tile (i, j)) plus the file's inputs, outputs, op list and size.
+tile (i, j)) plus the file's inputs, outputs, op list and size. The same description is
+embedded in the ``.tflite`` itself as the model metadata entry ``tfcoord_description``
+(JSON; :func:`read_metadata`), so the file alone says how to tile.
+
+``--quantize int8`` is full-integer quantisation of every op TFLite has an int8 kernel
+for (weights and activations; the inputs and the output stay float32, so clients do not
+change), calibrated on a representative set made by the model's own tile recipe: the
+tiles of canvases of several seeds, as a client builds them. Ops without an int8 kernel
+stay float (CIPS's Fourier features and embedding lookup: SIN, FLOOR, SQUARE); the
+sidecar lists them as ``float_ops``.
 
 Checks before writing: no ``VAR_HANDLE``/``READ_VARIABLE`` op and a file of at least
 half the expected weight bytes (an untracked-variable export is tiny and outputs NaN,
@@ -23,16 +32,22 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from tfcoord import cli
 from tfcoord.errors import UserError
 
-QUANTIZATIONS = ("none", "float16", "dynamic-int8")
-BYTES_PER_WEIGHT = {"none": 4, "float16": 2, "dynamic-int8": 1}
+QUANTIZATIONS = ("none", "float16", "dynamic-int8", "int8")
+BYTES_PER_WEIGHT = {"none": 4, "float16": 2, "dynamic-int8": 1, "int8": 1}
+METADATA_NAME = "tfcoord_description"
+REPRESENTATIVE_ROWS = 64  # calibration rows for int8 (TFLite's guidance: a few hundred at most)
 SIGNATURE = "generate_patch"
 FORBIDDEN_OPS = ("VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE")
 
 
-def convert(saved_model_dir, quantize: str) -> bytes:
+def convert(saved_model_dir, quantize: str, representative=None) -> bytes:
+    """The ``.tflite`` bytes of the SavedModel's ``generate_patch``; ``representative`` (a callable yielding
+    input dicts) calibrates ``int8``."""
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=[SIGNATURE])
@@ -42,6 +57,12 @@ def convert(saved_model_dir, quantize: str) -> bytes:
         converter.target_spec.supported_types = [tf.float16]
     elif quantize == "dynamic-int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif quantize == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        # Only int8 kernels: conversion fails rather than leave float ops inside (the inputs and the
+        # output stay float32, so the tile recipe and the clients do not change).
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     try:
         return converter.convert()
     except Exception as err:  # ConverterError and friends: show the first line, keep the cause
@@ -62,6 +83,75 @@ def inspect(blob: bytes) -> dict:
     return {"ops": sorted({op["op_name"] for op in interpreter._get_ops_details()}),  # private API, pinned version
             "signatures": sorted(interpreter.get_signature_list()),
             "inputs": shapes(runner.get_input_details()), "outputs": shapes(runner.get_output_details())}
+
+
+def representative_inputs(model, description: dict, batch: int, rows: int = REPRESENTATIVE_ROWS,
+                          first_seed: int = 0):
+    """A callable yielding ``rows`` input dicts of ``batch`` tiles, made as a client makes them: the tiles of
+    native-size canvases of seeds ``first_seed``, ``first_seed + 1``, ... (models without a tile recipe: their
+    example inputs). Calibration takes seeds from 0; accuracy checks take others."""
+    from export.example_inputs import example_inputs
+    from export.tiling import TilePlan
+
+    def tiles():
+        made = 0
+        for seed in range(first_seed, first_seed + rows):
+            if "tiling" not in description:
+                yield example_inputs(model, description, SIGNATURE, batch, seed=seed)
+                made += 1
+            else:
+                height, width = model.image_size()
+                plan = TilePlan(description, width, height, seed=seed, signature=SIGNATURE)
+                for group in plan.batches(batch):
+                    if len(group) == batch:
+                        yield plan.inputs(group)
+                        made += 1
+                    if made >= rows:
+                        return
+            if made >= rows:
+                return
+
+    return tiles
+
+
+def float_ops(blob: bytes) -> list[str]:
+    """The ops of a quantised model that still compute in float32 (DEQUANTIZE, which makes the output, excepted)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=blob)
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    return sorted({op["op_name"] for op in interpreter._get_ops_details()  # private API, pinned version
+                   if op["op_name"] != "DEQUANTIZE" and any(tensors[i]["dtype"] is np.float32 for i in op["outputs"])})
+
+
+def with_metadata(blob: bytes, name: str, text: str) -> bytes:
+    """``blob`` with a model metadata entry ``name`` holding ``text`` (UTF-8), replacing one of that name."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(blob))
+    model.metadata = [m for m in (model.metadata or []) if m.name.decode() != name]
+    buffer = schema.BufferT()
+    buffer.data = list(text.encode())
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name, entry.buffer = name, len(model.buffers) - 1
+    model.metadata.append(entry)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def read_metadata(path_or_blob) -> dict:
+    """The metadata entries of a ``.tflite`` (name -> text); tfcoord's description is under ``tfcoord_description``."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    blob = Path(path_or_blob).read_bytes() if isinstance(path_or_blob, (str, Path)) else bytes(path_or_blob)
+    model = schema.Model.GetRootAs(blob, 0)
+    entries = {}
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        data = model.Buffers(entry.Buffer()).DataAsNumpy()
+        entries[entry.Name().decode()] = bytes(data).decode(errors="replace") if not isinstance(data, int) else ""
+    return entries
 
 
 def check_blob(info: dict, size: int, weights: int, quantize: str) -> None:
@@ -86,14 +176,21 @@ def export_tflite(run_dir, out, patch: int, quantize: str = "none", batch: int =
         description = save_serving_module(model, Path(scratch) / "saved_model", run_description(model, run_dir, checkpoint),
                                           patch_size=patch, batch_size=batch, names=(SIGNATURE,))
         weights = description["parameters"]["trainable"]
-        blob = convert(Path(scratch) / "saved_model", quantize)
+        representative = representative_inputs(model, description, batch) if quantize == "int8" else None
+        blob = convert(Path(scratch) / "saved_model", quantize, representative)
     info = inspect(blob)
     check_blob(info, len(blob), weights, quantize)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(blob)
     description["tflite"] = {"file": out.name, "quantize": quantize, "bytes": len(blob), "trainable_weights": weights,
                              "signature": SIGNATURE, **info}
+    if quantize == "int8":
+        description["tflite"]["float_ops"] = float_ops(blob)
+    # The description travels inside the file too (the sidecar's "tflite" section describes the file itself).
+    embedded = {key: value for key, value in description.items() if key != "tflite"}
+    blob = with_metadata(blob, METADATA_NAME, json.dumps(embedded))
+    description["tflite"]["bytes"] = len(blob)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(blob)
     sidecar_path(out).write_text(json.dumps(description, indent=1) + "\n")
     return out, description
 
@@ -103,7 +200,8 @@ def parse_args(argv=None):
     parser.add_argument("--run", required=True, help="run directory written by tfcoord.train")
     parser.add_argument("--patch", type=int, required=True, help="patch size in pixels (COCO-GAN: its micro size)")
     parser.add_argument("--quantize", default="none", choices=QUANTIZATIONS,
-                        help="weights: none (float32), float16, or dynamic-int8 (int8 weights, float math)")
+                        help="none (float32), float16 (weights), dynamic-int8 (int8 weights, float math) or int8 "
+                             "(full-integer: int8 weights and activations, calibrated on the model's own tiles)")
     parser.add_argument("--batch", type=int, default=1, help="patches per invocation, fixed (default 1)")
     parser.add_argument("--out", required=True, help="the .tflite file to write (FILE.json is written next to it)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing file")

@@ -72,9 +72,13 @@ def _up2(cfg, width, name, lowering=None):
 
 
 def _nearest_up2(x):
-    """(B, H, W, C) -> (B, 2H, 2W, C), each pixel repeated 2 x 2 (a broadcast: its gradient is a cheap sum)."""
+    """(B, H, W, C) -> (B, 2H, 2W, C), each pixel repeated 2 x 2 (a broadcast: its gradient is a cheap sum).
+
+    Batch and rows share one axis so the broadcast stays 5-D: TFLite's int8 kernels (STRIDED_SLICE,
+    MUL) take at most 5 dimensions, and full-integer export fails on a 6-D one.
+    """
     _, height, width, channels = x.shape
-    x = x[:, :, None, :, None, :] * ops.ones((1, 1, 2, 1, 2, 1), x.dtype)
+    x = ops.reshape(x, (-1, 1, width, 1, channels)) * ops.ones((1, 2, 1, 2, 1), x.dtype)
     return ops.reshape(x, (-1, 2 * height, 2 * width, channels))
 
 
