@@ -85,8 +85,9 @@ class GawwnTextConfig:
     max_captions: int = bounded(10, min=1)  # captions per image considered (CUB 10)
     encoder_run: str = ""
     train_encoder: bool = False
-    # char-CNN-GRU (Reed et al., CVPR 2016, hybrid model): three temporal convolutions, a GRU, a linear map.
-    cnn_channels: tuple[int, int, int] = (384, 512, 256)
+    # char-CNN-GRU (Reed et al., CVPR 2016, hybrid model): three temporal convolutions, a GRU, a linear map;
+    # (384, 512, 512) is the published CUB encoder's (cnn_dim 512), as configs/text-encoder/cub.yaml.
+    cnn_channels: tuple[int, int, int] = (384, 512, 512)
     doc_length: int = bounded(201, min=48, max=1024)
     image_encoder_width: int = bounded(64, min=4)  # the image side of the joint embedding (train_encoder)
     encoder_lr: float = bounded(7e-4, min=0.0)  # RMSprop, as the official text encoder training

@@ -178,6 +178,10 @@ class Gawwn(CoordinateGan):
             if tuple(np.atleast_1d(getattr(theirs, key))) != tuple(np.atleast_1d(getattr(mine, key))):
                 raise UserError(f"text.encoder_run {run_dir} has {key}={getattr(theirs, key)}, this run "
                                 f"text.{key}={getattr(mine, key)}; set --set text.{key}=... to match")
+        for key in ("final_pool", "average_states"):  # GAWWN builds the published encoder's (CharCnnGru defaults)
+            if getattr(theirs, key, getattr(self.text_encoder, key)) != getattr(self.text_encoder, key):
+                raise UserError(f"text.encoder_run {run_dir} has {key}={getattr(theirs, key)}, GAWWN's encoder "
+                                f"{key}={getattr(self.text_encoder, key)}; train the text encoder with that value")
         restore_networks_from_run({"text_encoder": self.text_encoder}, run_dir)
 
     def joint_variables(self):

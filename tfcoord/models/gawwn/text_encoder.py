@@ -1,24 +1,38 @@
-"""The char-CNN-GRU text encoder and its structured joint embedding (Reed et al., CVPR 2016).
+"""The char-CNN-RNN text encoder and its structured joint embedding (Reed et al., CVPR 2016).
 
 GAWWN conditions on 1024-d embeddings of captions made by the "hybrid" char-CNN-RNN of
 Reed, Akata, Lee and Schiele, "Learning Deep Representations of Fine-Grained Visual
-Descriptions" (``reedscot/cvpr2016``, ``HybridCNN.lua`` + ``FixedGRU.lua``):
+Descriptions". The published CUB encoder that GAN-INT-CLS and GAWWN use is
+``lm_sje_nc4_cub_hybrid_gru18_a1_c512_0.00070_1_10_trainvalids.txt_iter30000.t7``
+(``reedscot/icml2016@db3f0c6`` ``CONFIG`` line 4): ``HybridCNNLong`` + ``FixedGRU`` over 18 steps,
+``avg = 1``, ``cnn_dim = 512``, built so by ``main_txt_coco.lua`` lines 75-76 and 85
+(``DocumentCNN.cnn(alphabet_size, 1024, 0, 1, 512)``). :class:`CharCnnGru`:
 
-* one-hot characters (70-symbol alphabet, 201 characters) ->
+* one-hot characters (70-symbol alphabet, ``reedscot/cvpr2016@7988b42``
+  ``util/MultimodalMinibatchLoaderCaption.lua`` lines 13-18; 201 characters,
+  ``train_sje_hybrid.lua`` line 20) ->
   temporal conv k4 (384) ReLU, max-pool 3/3 -> conv k4 (512) ReLU, max-pool 3/3 ->
-  conv k4 (256) ReLU, max-pool 3/2 -> 8 steps;
-* a GRU over the 8 steps (``h_1 = tanh(W x_1)``, then update/reset gates,
-  ``h_t = u * tanh(W x_t + U (r * h_{t-1})) + (1 - u) * h_{t-1}``), its last state;
-* a linear map to the embedding.
+  conv k4 (``cnn_dim`` = 512) ReLU (icml2016 ``modules/HybridCNNLong.lua`` lines 13-22:
+  201 -> 198 -> 66 -> 63 -> 21 -> 18 steps; ``nn.Threshold()`` is a ReLU). ``final_pool=True``
+  adds cvpr2016 ``modules/HybridCNN.lua``'s max-pool 3/2 (line 23; 18 -> 8 steps);
+* a GRU over the steps (icml2016 ``modules/FixedGRU.lua``: ``h_1 = tanh(W x_1)`` line 68, then
+  ``u = sigmoid(W_u x_t + U_u h_{t-1})``, ``r = sigmoid(W_r x_t + U_r h_{t-1})``,
+  ``h_t = u * tanh(W x_t + U (r * h_{t-1})) + (1 - u) * h_{t-1}`` lines 53-66, weights shared over
+  time lines 35-51), the **mean of its hidden states** over time (``avg == 1``, lines 72-78;
+  ``average_states=False``: the last state, line 80);
+* a linear map to the embedding (``HybridCNNLong.lua`` line 26, ``Linear(cnn_dim, emb_dim)``,
+  dropout 0).
 
-Training (:func:`joint_embedding_loss`) is the symmetric structured joint embedding: for
-each image, every text of *another* class must score at least 1 below its own text, and
-vice versa, with scores ``phi(image) . psi(text)``. The official image side is fixed
-GoogLeNet features; tfcoord trains a small CNN (:class:`ImageEncoder`) instead, since no
-pretrained weights may be downloaded. The official training script initialises every parameter
-U(-0.08, 0.08); that init leaves a freshly built encoder mapping every caption to
-nearly the same vector (scores differ by ~1e-4) so the hinge loss cannot start; tfcoord uses
-Glorot-uniform weights (orthogonal recurrent ones) and zero biases instead. ``keras.ops`` only.
+Training (:func:`structured_joint_embedding_loss`) is the symmetric structured joint embedding
+with class expectations (paper eq. 3-5; cvpr2016 ``train_sje_hybrid.lua`` ``JointEmbeddingLoss``
+lines 117-155, called again with the roles swapped under ``-symmetric 1``, lines 212-216).
+The official image side is fixed 1024-d GoogLeNet features (``-image_noop 1``: the image
+encoder is the identity, ``modules/ImageEncoder.lua`` lines 9-10); the text-encoder model takes
+such features from a file, or trains a small CNN (:class:`ImageEncoder`) on synthetic data.
+The official training script initialises every parameter U(-0.08, 0.08) (line 112); that init
+leaves a freshly built encoder mapping every caption to nearly the same vector (scores differ
+by ~1e-4) so the hinge loss cannot start; tfcoord uses Glorot-uniform weights (orthogonal
+recurrent ones) and zero biases instead. ``keras.ops`` only.
 """
 
 from __future__ import annotations
@@ -28,26 +42,42 @@ from keras import ops
 
 from tfcoord.data.gawwn.captions import ALPHABET_SIZE
 
+# (pool size, stride) after each convolution: cvpr2016 HybridCNN.lua lines 15, 19, 23 (the last one is
+# absent from icml2016 HybridCNNLong.lua, the published CUB encoder).
+POOLS = ((3, 3), (3, 3), (3, 2))
+KERNEL_SIZE = 4  # every TemporalConvolution(in, out, 4) of HybridCNN*.lua (lines 13, 17, 21)
+
 
 def _kernel():
     return keras.initializers.GlorotUniform()
 
 
-def steps_after_cnn(doc_length: int) -> int:
-    """Time steps left after the three convolutions and poolings (201 characters -> 8)."""
+def _pools(final_pool: bool):
+    return POOLS if final_pool else POOLS[:2] + (None,)
+
+
+def steps_after_cnn(doc_length: int, final_pool: bool = True) -> int:
+    """Time steps left after the three convolutions and poolings.
+
+    201 characters -> 8 steps with ``final_pool`` (cvpr2016 ``HybridCNN``), 18 without
+    (icml2016 ``HybridCNNLong``, the published CUB encoder's ``gru18``).
+    """
     length = doc_length
-    for pool, stride in ((3, 3), (3, 3), (3, 2)):
-        length = (length - 3 - pool) // stride + 1  # conv k4 'valid', then max-pool
+    for pool in _pools(final_pool):
+        length = length - KERNEL_SIZE + 1  # 'valid' convolution
+        if pool is not None:
+            length = (length - pool[0]) // pool[1] + 1
     return length
 
 
 @keras.saving.register_keras_serializable(package="tfcoord")
 class FixedGru(keras.layers.Layer):
-    """Reed's ``FixedGRU`` over a fixed number of steps; returns the last hidden state."""
+    """Reed's ``FixedGRU`` over a fixed number of steps: the mean (or last) of its hidden states."""
 
-    def __init__(self, units: int, **kwargs):
+    def __init__(self, units: int, average_states: bool = True, **kwargs):
         super().__init__(**kwargs)
         self.units = units
+        self.average_states = average_states
 
     def build(self, input_shape):
         d, units = input_shape[-1], self.units
@@ -65,16 +95,18 @@ class FixedGru(keras.layers.Layer):
         units = self.units
         projected = ops.einsum("btd,dk->btk", sequence, self.input_kernel) + self.input_bias
         hidden = ops.tanh(projected[:, 0, 2 * units:])
+        total = hidden
         for t in range(1, sequence.shape[1]):
             gates = ops.sigmoid(projected[:, t, :2 * units] + ops.matmul(hidden, self.gate_kernel) + self.gate_bias)
             update, reset = gates[:, :units], gates[:, units:]
             candidate = ops.tanh(projected[:, t, 2 * units:]
                                  + ops.matmul(reset * hidden, self.candidate_kernel) + self.candidate_bias)
             hidden = update * candidate + (1.0 - update) * hidden
-        return hidden
+            total = total + hidden
+        return total / sequence.shape[1] if self.average_states else hidden
 
     def get_config(self):
-        return {**super().get_config(), "units": self.units}
+        return {**super().get_config(), "units": self.units, "average_states": self.average_states}
 
 
 @keras.saving.register_keras_serializable(package="tfcoord")
@@ -83,8 +115,13 @@ class CharCnnGru(keras.layers.Layer):
 
     Args:
         embedding_dim: output size (1024 for the published CUB/MHP encoders).
-        channels: widths of the three temporal convolutions (official 384, 512, 256).
+        channels: widths of the three temporal convolutions (published CUB encoder 384, 512, 512;
+            the third is ``cnn_dim``, whose default in ``HybridCNN*.lua`` is 256).
         doc_length: characters per caption (201).
+        final_pool: max-pool 3/2 after the third convolution (cvpr2016 ``HybridCNN``, 8 steps);
+            the published CUB encoder (``HybridCNNLong``, 18 steps) has none.
+        average_states: the mean of the GRU's hidden states over time (``avg = 1``, the published
+            encoder's ``a1``); False: its last state.
 
     Example:
         >>> from tfcoord.data.gawwn.captions import tokenize_all
@@ -93,37 +130,49 @@ class CharCnnGru(keras.layers.Layer):
         (1, 64)
     """
 
-    def __init__(self, embedding_dim: int = 1024, channels=(384, 512, 256), doc_length: int = 201, **kwargs):
+    def __init__(self, embedding_dim: int = 1024, channels=(384, 512, 512), doc_length: int = 201,
+                 final_pool: bool = False, average_states: bool = True, **kwargs):
         super().__init__(**kwargs)
         self.embedding_dim = embedding_dim
         self.channels = tuple(channels)
         self.doc_length = doc_length
-        if steps_after_cnn(doc_length) < 1:
+        self.final_pool = bool(final_pool)
+        self.average_states = bool(average_states)
+        if steps_after_cnn(doc_length, self.final_pool) < 1:
             raise ValueError(f"doc_length {doc_length} is too short for three convolutions and poolings")
-        self.convs = [keras.layers.Conv1D(width, 4, padding="valid", kernel_initializer=_kernel(),
+        self.convs = [keras.layers.Conv1D(width, KERNEL_SIZE, padding="valid", kernel_initializer=_kernel(),
                                           name=f"char_conv_{i}")
                       for i, width in enumerate(self.channels, start=1)]
-        self.gru = FixedGru(self.channels[-1], name="gru")
+        self.gru = FixedGru(self.channels[-1], self.average_states, name="gru")
         self.projection = keras.layers.Dense(embedding_dim, kernel_initializer=_kernel(), name="projection")
+
+    @property
+    def steps(self) -> int:
+        """Time steps the GRU runs over (18 for the published CUB encoder)."""
+        return steps_after_cnn(self.doc_length, self.final_pool)
 
     def build(self, input_shape):
         length, width = self.doc_length, ALPHABET_SIZE
-        for conv, (pool, stride) in zip(self.convs, ((3, 3), (3, 3), (3, 2))):
+        for conv, pool in zip(self.convs, _pools(self.final_pool)):
             conv.build((None, length, width))
-            length, width = (length - 3 - pool) // stride + 1, conv.filters
+            length, width = length - KERNEL_SIZE + 1, conv.filters
+            if pool is not None:
+                length = (length - pool[0]) // pool[1] + 1
         self.gru.build((None, length, width))
         self.projection.build((None, width))
 
     def call(self, tokens):
         # Token 0 (padding, unknown character) is an all-zero column, as in the official one-hot.
         x = ops.one_hot(ops.cast(tokens, "int32") - 1, ALPHABET_SIZE)
-        for conv, (pool, stride) in zip(self.convs, ((3, 3), (3, 3), (3, 2))):
-            x = ops.max_pool(ops.relu(conv(x)), pool_size=pool, strides=stride, padding="valid")
+        for conv, pool in zip(self.convs, _pools(self.final_pool)):
+            x = ops.relu(conv(x))  # nn.Threshold() = ReLU
+            if pool is not None:
+                x = ops.max_pool(x, pool_size=pool[0], strides=pool[1], padding="valid")
         return self.projection(self.gru(x))
 
     def get_config(self):
         return {**super().get_config(), "embedding_dim": self.embedding_dim, "channels": self.channels,
-                "doc_length": self.doc_length}
+                "doc_length": self.doc_length, "final_pool": self.final_pool, "average_states": self.average_states}
 
 
 @keras.saving.register_keras_serializable(package="tfcoord")
@@ -214,7 +263,7 @@ class ImageEncoder(keras.layers.Layer):
 
 
 def joint_embedding_loss(image_features, text_features, labels, all_image_features=None, all_text_features=None,
-                         all_labels=None, center: bool = False):
+                         all_labels=None, center: bool = False, all_weights=None):
     """Per-example symmetric structured joint embedding loss and retrieval accuracy.
 
     For example i with score ``s(a, b) = a . b``:
@@ -225,6 +274,11 @@ def joint_embedding_loss(image_features, text_features, labels, all_image_featur
     features (``all_gather``), so that each replica count sees the same negatives.
     ``center`` subtracts the candidates' mean from each side's features first (not in the
     paper; see :class:`tfcoord.models.text_encoder.config.TextEncoderLossConfig`).
+    ``all_weights`` (N,) 0 drops a candidate (a held-out class) from the negatives, the count
+    and the centring; None counts every candidate.
+
+    Not the paper's loss (per example, no class expectation): see
+    :func:`structured_joint_embedding_loss`. GAWWN's joint encoder training uses it.
 
     Returns:
         (loss (B,), correct (B,) 1.0 where the image's best-scoring text has its class).
@@ -232,9 +286,15 @@ def joint_embedding_loss(image_features, text_features, labels, all_image_featur
     all_image_features = image_features if all_image_features is None else all_image_features
     all_text_features = text_features if all_text_features is None else all_text_features
     all_labels = labels if all_labels is None else all_labels
+    weights = None if all_weights is None else ops.cast(all_weights, image_features.dtype)
     if center:
-        image_mean = ops.mean(all_image_features, axis=0, keepdims=True)
-        text_mean = ops.mean(all_text_features, axis=0, keepdims=True)
+        if weights is None:
+            image_mean = ops.mean(all_image_features, axis=0, keepdims=True)
+            text_mean = ops.mean(all_text_features, axis=0, keepdims=True)
+        else:
+            column, total = ops.expand_dims(weights, 1), ops.maximum(ops.sum(weights), 1.0)
+            image_mean = ops.sum(all_image_features * column, axis=0, keepdims=True) / total
+            text_mean = ops.sum(all_text_features * column, axis=0, keepdims=True) / total
         image_features, all_image_features = image_features - image_mean, all_image_features - image_mean
         text_features, all_text_features = text_features - text_mean, all_text_features - text_mean
     own = ops.sum(image_features * text_features, axis=-1, keepdims=True)  # (B, 1)
@@ -242,8 +302,107 @@ def joint_embedding_loss(image_features, text_features, labels, all_image_featur
     text_vs_images = ops.matmul(text_features, ops.transpose(all_image_features))
     other_class = ops.cast(ops.not_equal(ops.expand_dims(labels, 1), ops.expand_dims(all_labels, 0)), own.dtype)
     hinge = ops.relu(1.0 + image_vs_texts - own) + ops.relu(1.0 + text_vs_images - own)
-    count = ops.cast(ops.shape(all_labels)[0], own.dtype)
+    if weights is None:
+        count = ops.cast(ops.shape(all_labels)[0], own.dtype)
+    else:
+        other_class, count = other_class * ops.expand_dims(weights, 0), ops.maximum(ops.sum(weights), 1.0)
+        image_vs_texts = ops.where(ops.expand_dims(weights, 0) > 0, image_vs_texts,
+                                   ops.full_like(image_vs_texts, -1e30))
     loss = ops.sum(hinge * other_class, axis=-1) / count
     best = ops.argmax(image_vs_texts, axis=-1)
     correct = ops.cast(ops.equal(ops.take(all_labels, best), labels), own.dtype)
     return loss, correct
+
+
+def class_expectation_hinge(scores, own, labels, candidate_labels, candidate_weights=None, reduction: str = "sum"):
+    """One side of the structured joint embedding: per-anchor hinge against class expectations.
+
+    Paper eq. 3: ``l_v(v_n, t_n, y_n) = max_y (0, Delta(y_n, y) + E_{t ~ T(y)}[F(v_n, t)] - F(v_n, t_n))``
+    with the 0-1 loss ``Delta`` and the expectation over the class's texts in the minibatch
+    (here the mean score over the candidates of that class).
+
+    Args:
+        scores: (B, N) ``F(anchor_i, candidate_k)``, candidates of the other modality.
+        own: (B,) ``F(anchor_i, its paired item)``.
+        labels: (B,) classes of the anchors; candidate_labels: (N,) of the candidates.
+        candidate_weights: (N,) 1 for candidates that count, 0 for ignored ones (held-out classes).
+        reduction: ``"sum"``: the official code (``train_sje_hybrid.lua`` lines 129-139, 150-154):
+            the hinges of every other class summed, divided by the number of classes (so that
+            the batch mean is the official ``loss / (batch_size * num_class)``); ``"max"``: the
+            paper's eq. 3, the largest hinge over the other classes. The anchor's own class is
+            left out in both (line 132, ``j ~= labels[i]``).
+
+    Returns:
+        (loss (B,), correct (B,) 1.0 where the anchor's best class expectation is its own class).
+    """
+    dtype = scores.dtype
+    if candidate_weights is None:
+        candidate_weights = ops.ones_like(candidate_labels, dtype=dtype)
+    weights = ops.cast(candidate_weights, dtype)
+    same = ops.cast(ops.equal(ops.expand_dims(candidate_labels, 1), ops.expand_dims(candidate_labels, 0)), dtype)
+    members = same * ops.expand_dims(weights, 0)  # (N, N): k's class, counted candidates only
+    class_size = ops.sum(members, axis=1)  # (N,) counted members of candidate k's class
+    class_mean = ops.matmul(scores, ops.transpose(members)) / ops.maximum(class_size, 1.0)  # (B, N)
+    hinge = ops.relu(1.0 + class_mean - ops.expand_dims(own, 1))
+    other = ops.cast(ops.not_equal(ops.expand_dims(labels, 1), ops.expand_dims(candidate_labels, 0)), dtype)
+    other = other * ops.expand_dims(weights, 0)
+    if reduction == "sum":
+        # Each class appears once per counted member: weight 1 / class size counts it once.
+        per_class = ops.expand_dims(weights / ops.maximum(class_size, 1.0), 0)
+        num_classes = ops.maximum(ops.sum(per_class), 1.0)
+        loss = ops.sum(hinge * other * per_class, axis=1) / num_classes
+    elif reduction == "max":
+        loss = ops.max(hinge * other, axis=1)
+    else:
+        raise ValueError(f"reduction must be 'sum' or 'max', got {reduction!r}")
+    masked = ops.where(ops.expand_dims(weights, 0) > 0, class_mean, ops.full_like(class_mean, -1e30))
+    best = ops.argmax(masked, axis=-1)
+    correct = ops.cast(ops.equal(ops.take(candidate_labels, best), labels), dtype)
+    return loss, correct
+
+
+def structured_joint_embedding_loss(image_features, text_features, labels, weights=None, all_image_features=None,
+                                    all_text_features=None, all_labels=None, all_weights=None,
+                                    reduction: str = "sum", center: bool = False):
+    """Symmetric structured joint embedding with class expectations (Reed et al. 2016, eq. 3-5).
+
+    Example i pairs image ``v_i`` and text ``t_i`` of class ``y_i``; ``F(v, t) = v . t``. The loss
+    of example i is the image side ``l_v`` (its image against every other class's mean text score)
+    plus the text side ``l_t`` (its text against every other class's mean image score), each
+    :func:`class_expectation_hinge`. With one image and one text per class, as the official
+    loader draws (``util/MultimodalMinibatchLoaderCaption.lua`` lines 54-55: distinct classes),
+    the class means are single scores and ``reduction="sum"`` is exactly the official
+    ``JointEmbeddingLoss(txt, img) + JointEmbeddingLoss(img, txt)``; with several examples of a
+    class in a batch the expectation averages over them.
+
+    ``all_*`` are the candidates (default: this batch; under a distribution strategy every
+    replica's, all-gathered); ``weights`` (B,) and ``all_weights`` (N,) are 0 for examples that
+    must not count (held-out classes) and 1 otherwise. ``center`` subtracts the counted
+    candidates' mean from each side's features first (not in the paper; see
+    :class:`tfcoord.models.text_encoder.config.TextEncoderLossConfig`).
+
+    Returns:
+        (loss (B,) already multiplied by ``weights``, correct (B,) 1.0 where the image's best
+        class-mean text score is its own class).
+    """
+    all_image_features = image_features if all_image_features is None else all_image_features
+    all_text_features = text_features if all_text_features is None else all_text_features
+    all_labels = labels if all_labels is None else all_labels
+    dtype = image_features.dtype
+    weights = ops.ones_like(labels, dtype=dtype) if weights is None else ops.cast(weights, dtype)
+    if all_weights is None:
+        all_weights = ops.ones_like(all_labels, dtype=dtype) if all_labels is not labels else weights
+    all_weights = ops.cast(all_weights, dtype)
+    if center:
+        column = ops.expand_dims(all_weights, 1)
+        count = ops.maximum(ops.sum(all_weights), 1.0)
+        image_mean = ops.sum(all_image_features * column, axis=0, keepdims=True) / count
+        text_mean = ops.sum(all_text_features * column, axis=0, keepdims=True) / count
+        image_features, all_image_features = image_features - image_mean, all_image_features - image_mean
+        text_features, all_text_features = text_features - text_mean, all_text_features - text_mean
+    own = ops.sum(image_features * text_features, axis=-1)  # (B,)
+    image_vs_texts = ops.matmul(image_features, ops.transpose(all_text_features))  # (B, N)
+    text_vs_images = ops.matmul(text_features, ops.transpose(all_image_features))
+    image_side, correct = class_expectation_hinge(image_vs_texts, own, labels, all_labels, all_weights, reduction)
+    text_side, _ = class_expectation_hinge(text_vs_images, own, labels, all_labels, all_weights, reduction)
+    return (image_side + text_side) * weights, correct
