@@ -4,10 +4,11 @@
     python -m bench.export --quick    # tiny models only, fewer runs
 
 For each model (untrained weights: they do not change the cost) one process exports a
-SavedModel and three TFLite files (float32, float16, dynamic-range int8; batch 1) and
-times one patch (batch 1; median of 200 calls, the paths taking turns in 10 rounds of 20
+SavedModel and four TFLite files (float32, float16, dynamic-range int8, full int8; batch 1)
+and times one patch (batch 1; median of 200 calls, the paths taking turns in 10 rounds of 20
 calls) through Keras eager (the serving function's Python body), ``tf.function``, the
-SavedModel signature (TF2 loader) and each TFLite file (ai_edge_litert, 2 threads); the
+SavedModel signature (TF2 loader), a C-API session (``LoadSavedModel``, TF Serving's loader,
+through export/c_api.py) and each TFLite file (ai_edge_litert, 2 threads); the
 TFLite/SavedModel ratio is also given per round (its spread shows the noise); accuracy is
 the max abs difference and PSNR (peak-to-peak 2) against Keras eager over 16 random
 patches. Another process per model renders a canvas with export.client through the gRPC
@@ -114,9 +115,14 @@ def latency_workload(model_type, preset, overrides, runs):
         def positional(sample):  # in input_signature order (a function may take *noises)
             return [tf.constant(sample[spec.name]) for spec in function.input_signature]
 
+        from export.c_api import SavedModelSession
+
+        # TF Serving's own loader (LoadSavedModel through the C API), as export/c_api.py runs it.
+        session = SavedModelSession(version_dir)
         paths = {"Keras eager": lambda s: function.python_function(*positional(s))["rgb"].numpy(),
                  "tf.function": lambda s: function(*positional(s))["rgb"].numpy(),
-                 "SavedModel signature": lambda s: signature(**tensors(s))["rgb"].numpy()}
+                 "SavedModel signature": lambda s: signature(**tensors(s))["rgb"].numpy(),
+                 "C-API session (TF Serving's loader)": lambda s: session.run("generate_patch", s)["rgb"]}
         sizes = {"SavedModel signature": folder_bytes(version_dir)}
         for quantize, path in files.items():
             runner = Interpreter(model_path=str(path), num_threads=2).get_signature_runner("generate_patch")
