@@ -4,7 +4,8 @@
                             [--batch B] --out FILE.tflite
 
 The run is first written as a SavedModel holding only ``generate_patch`` with static
-shapes (batch ``B``, default 1; patch ``P``), then converted from that signature with
+shapes (batch ``B``, default 1, or ``--batch 0`` for a batch the app picks at run time;
+patch ``P``), then converted from that signature with
 builtin ops only (tensorflow.md §13, P6-P8, P11), so the ``.tflite`` keeps the
 ``generate_patch`` signature with the SavedModel's input names and the ``rgb`` output.
 Next to it, ``FILE.json`` holds the model description (how to build the inputs of
@@ -166,7 +167,11 @@ def check_blob(info: dict, size: int, weights: int, quantize: str) -> None:
 
 
 def export_tflite(run_dir, out, patch: int, quantize: str = "none", batch: int = 1) -> tuple[Path, dict]:
-    """Convert the newest checkpoint of ``run_dir`` to ``out``; returns (path, sidecar description)."""
+    """Convert the newest checkpoint of ``run_dir`` to ``out``; returns (path, sidecar description).
+
+    ``batch`` 0: a dynamic batch (the interpreter resizes the inputs to the batch it is given); COCO-GAN's
+    generator loses its feature-map height under a dynamic batch and cannot be converted so.
+    """
     from export.backends import sidecar_path
     from export.saved_model import run_description, save_serving_module
     from tfcoord.runs import load_run
@@ -174,10 +179,16 @@ def export_tflite(run_dir, out, patch: int, quantize: str = "none", batch: int =
     model, checkpoint = load_run(run_dir)
     with tempfile.TemporaryDirectory() as scratch:
         description = save_serving_module(model, Path(scratch) / "saved_model", run_description(model, run_dir, checkpoint),
-                                          patch_size=patch, batch_size=batch, names=(SIGNATURE,))
+                                          patch_size=patch, batch_size=batch or None, names=(SIGNATURE,))
         weights = description["parameters"]["trainable"]
-        representative = representative_inputs(model, description, batch) if quantize == "int8" else None
-        blob = convert(Path(scratch) / "saved_model", quantize, representative)
+        representative = representative_inputs(model, description, batch or 1) if quantize == "int8" else None
+        try:
+            blob = convert(Path(scratch) / "saved_model", quantize, representative)
+        except RuntimeError as err:
+            if batch:
+                raise
+            raise UserError(f"the {model.config.model_type} generator cannot be converted with a dynamic batch "
+                            f"({str(err)[:160]}); pass a fixed --batch B") from None
     info = inspect(blob)
     check_blob(info, len(blob), weights, quantize)
     out = Path(out)
@@ -202,7 +213,8 @@ def parse_args(argv=None):
     parser.add_argument("--quantize", default="none", choices=QUANTIZATIONS,
                         help="none (float32), float16 (weights), dynamic-int8 (int8 weights, float math) or int8 "
                              "(full-integer: int8 weights and activations, calibrated on the model's own tiles)")
-    parser.add_argument("--batch", type=int, default=1, help="patches per invocation, fixed (default 1)")
+    parser.add_argument("--batch", type=int, default=1,
+                        help="patches per invocation, fixed (default 1); 0: dynamic, chosen by the app at run time")
     parser.add_argument("--out", required=True, help="the .tflite file to write (FILE.json is written next to it)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
     args = parser.parse_args(argv)
@@ -210,8 +222,8 @@ def parse_args(argv=None):
         raise UserError(f"--run {args.run} does not exist; pass the --out folder of a training run")
     if not 1 <= args.patch <= 4096:
         raise UserError(f"--patch must be between 1 and 4096 pixels, got {args.patch}")
-    if not 1 <= args.batch <= 1024:
-        raise UserError(f"--batch must be between 1 and 1024, got {args.batch}")
+    if not 0 <= args.batch <= 1024:
+        raise UserError(f"--batch must be between 1 and 1024, or 0 for a dynamic batch, got {args.batch}")
     out = Path(args.out)
     if out.suffix != ".tflite":
         raise UserError(f"--out {out} must end in .tflite (the description goes to {out.with_suffix('.json').name})")
