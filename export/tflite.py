@@ -1,7 +1,7 @@
 """Export a trained run as a per-patch TFLite (LiteRT) model.
 
     python -m export.tflite --run runs/NAME --patch P [--quantize none|float16|dynamic-int8|int8]
-                            [--batch B] --out FILE.tflite
+                            [--batch B] [--report] --out FILE.tflite
 
 The run is first written as a SavedModel holding only ``generate_patch`` with static
 shapes (batch ``B``, default 1, or ``--batch 0`` for a batch the app picks at run time;
@@ -125,6 +125,53 @@ def float_ops(blob: bytes) -> list[str]:
                    if op["op_name"] != "DEQUANTIZE" and any(tensors[i]["dtype"] is np.float32 for i in op["outputs"])})
 
 
+# Builtin ops the TFLite GPU delegate accepts, by name: the cases of CheckGpuDelegateCompatibility in
+# tensorflow/lite/tools/versioning/gpu_compatibility.cc (tensorflow/tensorflow 03a5e4e). TensorFlow's own
+# Analyzer(gpu_compatibility=True) was tried first; in TF 2.21 it calls models with UNIQUE and TOPK_V2
+# compatible, which that file rejects, so the list is applied here.
+GPU_DELEGATE_OPS = frozenset("""
+    ABS ADD ADD_N ATAN2 AVERAGE_POOL_2D BATCH_MATMUL CAST CEIL CONCATENATION CONV_2D COS CUMSUM DENSIFY
+    DEPTHWISE_CONV_2D DEPTH_TO_SPACE DEQUANTIZE DIV DYNAMIC_UPDATE_SLICE ELU EMBEDDING_LOOKUP EQUAL EXP FLOOR
+    FLOOR_DIV FLOOR_MOD FULLY_CONNECTED GATHER GELU GREATER GREATER_EQUAL HARD_SWISH LEAKY_RELU LESS LESS_EQUAL
+    LOG LOGICAL_AND LOGISTIC LSTM MAXIMUM MAX_POOL_2D MEAN MINIMUM MIRROR_PAD MUL NEG NOT_EQUAL ONE_HOT PACK PAD
+    PADV2 POW PRELU QUANTIZE REDUCE_MAX REDUCE_MIN REDUCE_PROD RELU RELU6 RELU_N1_TO_1 RESHAPE RESIZE_BILINEAR
+    RESIZE_NEAREST_NEIGHBOR RSQRT SELECT SELECT_V2 SIGN SIN SLICE SOFTMAX SPACE_TO_DEPTH SPLIT SPLIT_V SQRT SQUARE
+    SQUARED_DIFFERENCE STABLEHLO_CLAMP STRIDED_SLICE SUB SUM TANH TILE TRANSPOSE TRANSPOSE_CONV""".split())
+
+
+def gpu_delegate_report(blob: bytes) -> dict:
+    """The ops of ``blob`` the TFLite GPU delegate would leave to the CPU, with counts and reasons.
+
+    Checked: the op's name against :data:`GPU_DELEGATE_OPS`, and the conditions of that file that depend only
+    on tensor ranks and types (SLICE / STRIDED_SLICE take 3-D or 4-D inputs; GATHER no int32 data; CAST only
+    between float32, int32 and bool). Not checked: options (strided-slice masks, activations) and broadcast
+    shapes, so a clean report is necessary, not sufficient.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=blob)
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    unsupported = {}
+    for op in interpreter._get_ops_details():  # private API, pinned version
+        name, inputs = op["op_name"], [tensors[i] for i in op["inputs"] if i >= 0]
+        reason = None
+        if name not in GPU_DELEGATE_OPS:
+            reason = "not in the delegate's op list"
+        elif name in ("SLICE", "STRIDED_SLICE") and len(inputs[0]["shape"]) not in (3, 4):
+            reason = f"{len(inputs[0]['shape'])}-D input (3-D or 4-D only)"
+        elif name == "GATHER" and inputs[0]["dtype"] is np.int32:
+            reason = "int32 data"
+        elif name == "CAST":
+            kinds = {np.dtype(t["dtype"]).name for t in (inputs[0], tensors[op["outputs"][0]])}
+            if not kinds <= {"float32", "int32", "bool"}:
+                reason = "cast between " + " and ".join(sorted(kinds))
+        if reason:
+            key = f"{name} ({reason})"
+            unsupported[key] = unsupported.get(key, 0) + 1
+    return {"unsupported_ops": unsupported, "checked_against": "tensorflow/lite/tools/versioning/gpu_compatibility.cc "
+            "(tensorflow/tensorflow 03a5e4e): op names, input ranks and types"}
+
+
 def with_metadata(blob: bytes, name: str, text: str) -> bytes:
     """``blob`` with a model metadata entry ``name`` holding ``text`` (UTF-8), replacing one of that name."""
     from tensorflow.lite.python import schema_py_generated as schema
@@ -166,11 +213,13 @@ def check_blob(info: dict, size: int, weights: int, quantize: str) -> None:
         raise RuntimeError(f"the TFLite model has {size} bytes for {weights} weights: weights are missing (P3)")
 
 
-def export_tflite(run_dir, out, patch: int, quantize: str = "none", batch: int = 1) -> tuple[Path, dict]:
+def export_tflite(run_dir, out, patch: int, quantize: str = "none", batch: int = 1,
+                  report: bool = False) -> tuple[Path, dict]:
     """Convert the newest checkpoint of ``run_dir`` to ``out``; returns (path, sidecar description).
 
     ``batch`` 0: a dynamic batch (the interpreter resizes the inputs to the batch it is given); COCO-GAN's
-    generator loses its feature-map height under a dynamic batch and cannot be converted so.
+    generator loses its feature-map height under a dynamic batch and cannot be converted so. ``report``:
+    add :func:`gpu_delegate_report` as ``tflite.gpu_delegate``.
     """
     from export.backends import sidecar_path
     from export.saved_model import run_description, save_serving_module
@@ -196,6 +245,8 @@ def export_tflite(run_dir, out, patch: int, quantize: str = "none", batch: int =
                              "signature": SIGNATURE, **info}
     if quantize == "int8":
         description["tflite"]["float_ops"] = float_ops(blob)
+    if report:
+        description["tflite"]["gpu_delegate"] = gpu_delegate_report(blob)
     # The description travels inside the file too (the sidecar's "tflite" section describes the file itself).
     embedded = {key: value for key, value in description.items() if key != "tflite"}
     blob = with_metadata(blob, METADATA_NAME, json.dumps(embedded))
@@ -216,6 +267,8 @@ def parse_args(argv=None):
     parser.add_argument("--batch", type=int, default=1,
                         help="patches per invocation, fixed (default 1); 0: dynamic, chosen by the app at run time")
     parser.add_argument("--out", required=True, help="the .tflite file to write (FILE.json is written next to it)")
+    parser.add_argument("--report", action="store_true",
+                        help="list the ops the TFLite GPU delegate would leave to the CPU (also kept in FILE.json)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
     args = parser.parse_args(argv)
     if not Path(args.run).is_dir():
@@ -235,12 +288,18 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     cli.quiet_tensorflow()
-    out, description = export_tflite(args.run, args.out, args.patch, args.quantize, args.batch)
+    out, description = export_tflite(args.run, args.out, args.patch, args.quantize, args.batch,
+                                     report=args.report)
     info = description["tflite"]
     inputs = ", ".join(f"{name} {spec['shape']}" for name, spec in info["inputs"].items())
     outputs = ", ".join(f"{name} {spec['shape']}" for name, spec in info["outputs"].items())
     print(f"wrote {out} ({info['bytes'] / 1024:.1f} KiB, {args.quantize}; {SIGNATURE}: {inputs} -> {outputs}) "
           f"and {out.with_suffix('.json')}")
+    if args.report:
+        left = info["gpu_delegate"]["unsupported_ops"]
+        print("GPU delegate: every op is on its list (ranks and types checked; options and broadcasts are not)"
+              if not left else "GPU delegate would leave to the CPU: "
+              + ", ".join(f"{op} x{count}" for op, count in sorted(left.items())))
     return 0
 
 

@@ -24,7 +24,9 @@ def test_int8_is_integer_throughout_close_to_keras_and_carries_its_description(e
     from export.tflite import METADATA_NAME, export_tflite, read_metadata, representative_inputs
 
     path, description = export_tflite(exported.run_dir, tmp_path / "int8.tflite", patch_size(exported.description),
-                                      "int8")
+                                      "int8", report=True)
+    # Every op of every model is one the TFLite GPU delegate runs (GAWWN's box warp avoids UNPACK for it).
+    assert description["tflite"]["gpu_delegate"]["unsupported_ops"] == {}
     interpreter = Interpreter(model_path=str(path))
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
     float_math = {op["op_name"] for op in interpreter._get_ops_details()
@@ -52,3 +54,22 @@ def test_int8_is_integer_throughout_close_to_keras_and_carries_its_description(e
     assert embedded == {key: value for key, value in sidecar.items() if key != "tflite"}
     assert embedded["signatures"]["generate_patch"] and embedded["model_type"] == exported.case.model_type
     assert sidecar["tflite"]["quantize"] == "int8" and sidecar["tflite"]["bytes"] == path.stat().st_size
+
+
+def test_the_gpu_delegate_report_names_what_the_delegate_leaves_to_the_cpu():
+    import tensorflow as tf
+
+    from export.tflite import gpu_delegate_report
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 16], tf.float32), tf.TensorSpec([16], tf.int32)])
+    def model(x, labels):
+        top, _ = tf.math.top_k(x, 4)  # TOPK_V2: not in the delegate's list
+        unique = tf.unique(labels)[0]  # UNIQUE: neither
+        five_d = tf.reshape(x, [1, 2, 2, 2, 2])[:, :, :, :, :1]  # STRIDED_SLICE on a 5-D input
+        return top + tf.reduce_sum(five_d), unique
+
+    blob = tf.lite.TFLiteConverter.from_concrete_functions([model.get_concrete_function()], model).convert()
+    left = gpu_delegate_report(blob)["unsupported_ops"]
+    assert left == {"TOPK_V2 (not in the delegate's op list)": 1, "UNIQUE (not in the delegate's op list)": 1,
+                    "STRIDED_SLICE (5-D input (3-D or 4-D only))": 1}, left
+

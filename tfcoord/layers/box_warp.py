@@ -29,7 +29,13 @@ pixel, where like stnbhwd it is one-sided). ``keras.ops`` only: runs on every Ke
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
+
+
+# Rows: ymin, xmin, ymax, xmax; columns: theta's (0,0) (0,1) (0,2) (1,0) (1,1) (1,2).
+BOX_TO_THETA = np.array([[-1, 0, 1, 0, 0, 0], [0, 0, 0, 0, -1, 1], [1, 0, 1, 0, 0, 0], [0, 0, 0, 0, 1, 1]], "float32")
+THETA_OFFSET = np.array([0, 0, -1, 0, 0, -1], "float32")
 
 
 def box_to_affine(boxes):
@@ -41,12 +47,11 @@ def box_to_affine(boxes):
     boxes = ops.convert_to_tensor(boxes)
     if not keras.backend.is_float_dtype(boxes.dtype):
         boxes = ops.cast(boxes, "float32")
-    ymin, xmin, ymax, xmax = ops.unstack(boxes, 4, axis=-1)
-    scale_y, scale_x = ymax - ymin, xmax - xmin
-    shift_y, shift_x = ymin + ymax - 1.0, xmin + xmax - 1.0  # 2 * centre - 1
-    zero = ops.zeros_like(scale_y)
-    rows = [ops.stack([scale_y, zero, shift_y], axis=-1), ops.stack([zero, scale_x, shift_x], axis=-1)]
-    return ops.stack(rows, axis=-2)
+    # theta = [[ymax - ymin, 0, ymin + ymax - 1], [0, xmax - xmin, xmin + xmax - 1]] (shift = 2 * centre - 1) as
+    # one matmul with coefficients 0 and +-1, which is exact, rather than an unstack: TFLite's GPU delegate has
+    # no UNPACK op.
+    flat = ops.matmul(boxes, ops.convert_to_tensor(BOX_TO_THETA, boxes.dtype))
+    return ops.reshape(flat + ops.convert_to_tensor(THETA_OFFSET, boxes.dtype), (-1, 2, 3))
 
 
 def invert_affine(theta):
