@@ -66,8 +66,11 @@ def keypoint_maps(keypoints, size: int = 16):
     likewise for the column (models.md §3.2; the official loader rounds 1-based pixels).
     """
     x, y, visibility = keypoints[..., 0], keypoints[..., 1], keypoints[..., 2]
-    rows = ops.one_hot(gawwn_map_cell(y, size), size)  # (B, K, size)
-    cols = ops.one_hot(gawwn_map_cell(x, size), size)
+    # One-hot rows and columns as comparisons with the cell indices: the same values as ops.one_hot, whose
+    # int64 indices TFLite's GPU delegate cannot cast.
+    cells = ops.arange(size, dtype="int32")
+    rows = ops.cast(ops.equal(ops.expand_dims(gawwn_map_cell(y, size), -1), cells), keypoints.dtype)  # (B, K, size)
+    cols = ops.cast(ops.equal(ops.expand_dims(gawwn_map_cell(x, size), -1), cells), keypoints.dtype)
     maps = ops.expand_dims(rows, -1) * ops.expand_dims(cols, -2)  # (B, K, size, size)
     maps = maps * ops.expand_dims(ops.expand_dims(ops.cast(visibility > 0.1, maps.dtype), -1), -1)
     return ops.transpose(maps, (0, 2, 3, 1))
