@@ -6,7 +6,8 @@
 Each run is exported as a float32 and an int8 TFLite file (batch 1, the patch of its serving
 description; int8 calibrated on tiles of seeds 0-63). Accuracy: PSNR (peak-to-peak 2) and max abs
 difference against Keras over 16 held-out tiles (canvases of seeds 1000+, as a client tiles them).
-Latency: median ms per patch over 100 calls each, the two files taking turns, 2 threads. The ops left
+Latency: median ms per patch over 100 calls each, the two files taking turns in blocks
+(bench.export's median_ms), 2 threads. The ops left
 in float32 (no int8 kernel) are listed. Goal (issue 19): PSNR >= 25 dB on the tiny presets.
 Untrained weights say nothing about accuracy, so this bench needs trained runs.
 """
@@ -14,14 +15,13 @@ Untrained weights say nothing about accuracy, so this bench needs trained runs.
 from __future__ import annotations
 
 import math
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from tfcoord import cli
 from bench.common import REPO, machine_info, markdown_table, write_json
+from bench.export import median_ms
 from tfcoord.errors import UserError
 
 ACCURACY_TILES = 16
@@ -61,17 +61,10 @@ def measure(run_dir: Path) -> dict:
             row[f"{quantize}_psnr_db"] = math.inf if mse == 0 else 10 * math.log10(4.0 / mse)
             row[f"{quantize}_max_abs_diff"] = float(max(np.abs(e).max() for e in errors))
             row[f"{quantize}_kib"] = files[quantize].stat().st_size / 1024
-        times = {quantize: [] for quantize in runners}
-        for quantize, runner in runners.items():
-            runner(**tiles[0])  # warm-up
-        for _ in range(CALLS // 10):
-            for quantize, runner in runners.items():
-                for _ in range(10):
-                    began = time.perf_counter()
-                    runner(**tiles[0])
-                    times[quantize].append(time.perf_counter() - began)
+        latency = median_ms({quantize: (lambda tile, runner=runner: runner(**tile)) for quantize, runner in runners.items()},
+                            tiles[0], CALLS)
         for quantize in runners:
-            row[f"{quantize}_ms"] = 1000 * statistics.median(times[quantize])
+            row[f"{quantize}_ms"] = latency[quantize][0]
         row["int8_speedup"] = row["none_ms"] / row["int8_ms"]
         row["goal_met"] = row["int8_psnr_db"] >= PSNR_GOAL_DB
     return row

@@ -13,7 +13,8 @@ from tfcoord.cli import STARTUP_LINE
 
 CLIS = ("tfcoord.train", "tfcoord.generate", "tfcoord.evaluate", "tfcoord.convert", "export.saved_model",
         "export.tflite", "export.client", "export.models_config", "bench.canvas", "bench.cips", "bench.cocogan",
-        "bench.export", "bench.gawwn", "bench.infinitygan", "bench.metrics", "bench.quality", "bench.text_encoder")
+        "bench.export", "bench.gawwn", "bench.gpu", "bench.infinitygan", "bench.int8", "bench.metrics", "bench.quality",
+        "bench.text_encoder")
 # TensorFlow's C++ log lines (glog format: severity letter, date, time, thread, file:line]).
 CPP_LOG_LINE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+:\d+\]")
 

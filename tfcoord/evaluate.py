@@ -120,7 +120,7 @@ def main(argv=None):
     real = args.real or config_data.get("source") or "synthetic-landscapes"
     parse_source(real)  # a bad --real fails before the model loads
 
-    from tfcoord.metrics.evaluation import Evaluation
+    from tfcoord.metrics.evaluation import Evaluation, training_recipe
     from tfcoord.metrics.inception import load_extractor
     from tfcoord.runs import load_run
 
@@ -133,9 +133,7 @@ def main(argv=None):
                "patch_size": args.patch_size, "scale": args.scale, "fov": args.fov}
     evaluation = Evaluation(args.metric_spec, model, real, num_real=args.num_real or args.num, batch=args.batch,
                             extractor=extractor, options=options, use_cache=not args.no_cache,
-                            progress=not args.quiet,
-                            # the run's own data: cut the real images with its paper recipe
-                            preprocessing=model.config.data if real == model.config.data.source else None)
+                            progress=not args.quiet, preprocessing=training_recipe(model.config, real))
     started = time.perf_counter()
     results = evaluation.run(args.num, args.seed)
     results.update(checkpoint=str(checkpoint), seconds=round(time.perf_counter() - started, 2))

@@ -63,6 +63,12 @@ def featurize(batches, extractor, total: int, keep_features: bool, description: 
     return stats.result()
 
 
+def training_recipe(config, real: str):
+    """The run's DataConfig when ``real`` is its own training data (so the real images are cut as the paper's
+    recipe cuts them), else None (the centred largest window)."""
+    return config.data if real == config.data.source else None
+
+
 class Evaluation:
     """One metric of one model against one real data set.
 

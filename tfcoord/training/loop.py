@@ -191,14 +191,14 @@ class Trainer:
 
     def _prepare_evaluation(self):
         from tfcoord.metrics import get_metric
-        from tfcoord.metrics.evaluation import Evaluation
+        from tfcoord.metrics.evaluation import Evaluation, training_recipe
         from tfcoord.metrics.inception import load_extractor
 
         cfg = self.config.train
         metric = get_metric(cfg.fid_metric)
         real = cfg.fid_real or self.config.data.source
         self.evaluation = Evaluation(metric, self.model, real,
-                                     preprocessing=self.config.data if real == self.config.data.source else None,
+                                     preprocessing=training_recipe(self.config, real),
                                      num_real=cfg.fid_num, batch=min(50, cfg.fid_num),
                                      extractor=load_extractor(cfg.fid_inception_weights or None),
                                      progress=self.config.log.progress_bar)
