@@ -13,7 +13,10 @@ NumPy recipes: coordinates, and InfinityGAN's position-seeded latent and noise f
 COCO-GAN, CIPS and InfinityGAN are tiled. InfinityGAN's tiles are its 101 px patches at
 96 px steps (53 / 48 px for the tiny preset), overlapping by 5 px; their local latent,
 noise and coordinates are windows of canvas-wide fields drawn per position with the
-library's seeding, so the image equals ``python -m tfcoord.generate --model infinitygan``
+library's portable seeding (a 64-bit hash of seed, field, position and channel, then
+Box-Muller: :mod:`tfcoord.models.infinitygan.seeding`, the recipe a phone app reimplements;
+``--seeding legacy`` draws the NumPy fields of images made before it), so the image equals
+``python -m tfcoord.generate --model infinitygan``
 (:func:`tfcoord.models.infinitygan.infinite.generate_canvas`) for the same seed, sizes
 between the reachable ``101 + 96 (n - 1)`` px are centre-cropped from the next reachable
 one as there, and ``--panorama`` draws its 360 degree canvas. GAWWN draws whole images
@@ -174,6 +177,10 @@ def parse_args(argv=None):
     parser.add_argument("--panorama", action="store_true",
                         help="360 degree panorama, periodic with --width (InfinityGAN; the width must be a multiple "
                              "of its pixels per latent, 16 for the paper model)")
+    parser.add_argument("--seeding", choices=("portable", "legacy"),
+                        help="InfinityGAN's latent and noise fields: portable (the recipe any language "
+                             "reimplements) or legacy (NumPy's: the images of seeds drawn before it); default: the "
+                             "one the model description names")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default 30)")
     parser.add_argument("--retries", type=int, default=6, help="attempts per request on transient errors")
     parser.add_argument("--threads", type=int, default=2, help="TFLite interpreter threads (default 2)")
@@ -242,7 +249,7 @@ def main(argv=None):
         else:
             description = retry.call(backend.description)
         plan = TilePlan(description, args.width, args.height, seed=args.seed, signature=args.signature,
-                        panorama=args.panorama)
+                        panorama=args.panorama, seeding=args.seeding)
         bands = render_bands(backend, plan, batch_size=args.batch, max_in_flight=args.max_in_flight, retry=retry,
                              progress=not args.quiet)
         path = write_image(args.out, FORMATS[Path(args.out).suffix.lower()], args.width, args.height, bands)

@@ -18,7 +18,9 @@ Inputs are built by the builder registered for their ``source`` in :data:`INPUT_
 
 * ``latent``: one value per image, the same for every tile; drawn in the order listed from
   ``numpy.random.default_rng(seed)``, or, with ``seed_path`` [k, ...], on its own from
-  ``numpy.random.default_rng([seed, k, ...])`` (:func:`draw_latents`);
+  ``numpy.random.default_rng([seed, k, ...])``, or, with ``generator``
+  ``splitmix64-boxmuller/1`` (InfinityGAN's z_g), as row 0 of that portable field (below;
+  :func:`draw_latents`);
 * ``tile_coordinates``: a function of the tile's grid index, registered for the recipe's
   ``system`` in :data:`COORDINATE_SYSTEMS` (``cocogan``, ``cips``, ``infinitygan``; the last
   is a ``window`` of latent coordinates at ``stride`` latents per tile, vertically centred
@@ -26,12 +28,17 @@ Inputs are built by the builder registered for their ``source`` in :data:`INPUT_
 * ``canvas_field``: a ``window`` x ``window`` x ``channels`` window, at ``stride`` positions
   per tile, of a standard-normal field shared by the whole canvas (InfinityGAN's local
   latent and per-layer noise), so that overlapping tiles get the same values where they
-  overlap. The field is :class:`tfcoord.models.infinitygan.infinite.PositionalField`:
-  position (y, x) holds ``default_rng([seed, *seed_path, y // T, x // T])
-  .standard_normal((T, T, channels), float32)[y % T, x % T]`` (T = ``field_tile``), drawn
-  tile by tile when a window needs it (an LRU cache holds the tiles of a few rows of tiles),
-  never as a whole canvas. With these, the client draws exactly the canvas of tfcoord's
-  ``generate`` for the same seed (InfinityGAN: :func:`~tfcoord.models.infinitygan.infinite.generate_canvas`).
+  overlap. The field is :class:`tfcoord.models.infinitygan.infinite.PositionalField`. Its
+  ``generator`` names the recipe: ``splitmix64-boxmuller/1`` (the portable one,
+  :mod:`tfcoord.models.infinitygan.seeding`: channel c at (y, x) is a 64-bit hash of
+  ``[seed, *seed_path, y, x, c]`` turned into a normal by Box-Muller, integer operations any
+  language reimplements), or ``numpy-default-rng`` (the legacy one, also for descriptions
+  without the key): position (y, x) holds ``default_rng([seed, *seed_path, y // T, x // T])
+  .standard_normal((T, T, channels), float32)[y % T, x % T]`` (T = ``field_tile``). Values are
+  computed tile by tile when a window needs it (an LRU cache holds the tiles of a few rows of
+  tiles), never as a whole canvas. With these, the client draws exactly the canvas of tfcoord's
+  ``generate`` for the same seed (InfinityGAN: :func:`~tfcoord.models.infinitygan.infinite.generate_canvas`;
+  ``seeding="legacy"`` draws every such input with the legacy recipe, as ``generate --seeding legacy``).
 
 ``panorama=True`` (descriptions with a ``tiling.panorama`` section, InfinityGAN) renders a
 360 degree canvas: the width must be a multiple of ``pixels_per_latent``; coordinates and
@@ -50,6 +57,7 @@ import math
 import numpy as np
 
 from tfcoord.errors import UserError
+from tfcoord.models.infinitygan.seeding import GENERATORS, SEEDING_OF_GENERATOR, check_seeding, field_window
 
 SUPPORTED_FORMATS = ("tfcoord-serving/1",)
 CROPS = ("end", "center")
@@ -115,7 +123,8 @@ def canvas_field(plan, name, recipe):
         across = window + stride * (plan.cols - 1) if period is None else min(period, window + stride * (plan.cols - 1))
         cache = max(16, (math.ceil(window / tile) + 2) * (across // tile + 2))
         plan.fields[name] = PositionalField(plan.seed, tuple(int(k) for k in recipe["seed_path"]),
-                                            int(recipe["channels"]), tile=tile, period=period, cache_tiles=cache)
+                                            int(recipe["channels"]), tile=tile, period=period, cache_tiles=cache,
+                                            seeding=input_seeding(recipe, plan.seeding))
     return plan.fields[name]
 
 
@@ -128,6 +137,15 @@ def canvas_field_input(plan, name, recipe, tiles):
                         "the tile grid at the start")
     return np.stack([field.window(int(r) * stride, int(c) * stride, window, window)
                      for r, c in zip(rows, cols)]).astype("float32")
+
+
+def input_seeding(recipe: dict, seeding: str | None = None) -> str:
+    """The recipe a position-seeded input (one with a ``seed_path``) is drawn with: ``seeding`` if given
+    (``legacy``: the images of seeds drawn before the portable recipe), else its description's ``generator``
+    (none, in descriptions exported before that recipe: NumPy's, ``legacy``)."""
+    if seeding is not None and "seed_path" in recipe:
+        return seeding
+    return SEEDING_OF_GENERATOR[recipe.get("generator", GENERATORS["legacy"])]
 
 
 # source -> fn(plan, input name, recipe, tiles) -> (len(tiles), ...) array.
@@ -170,19 +188,29 @@ def check_description(description) -> dict:
         if missing:
             raise UserError(f"input '{name}' of the {model} model lacks {', '.join(repr(k) for k in missing)} in its "
                             "tiling description (exported by an older tfcoord); re-export the model")
+        generator = recipe.get("generator")
+        if generator is not None and generator not in SEEDING_OF_GENERATOR:
+            raise UserError(f"input '{name}' of the {model} model is drawn by the generator {generator!r}, unknown to "
+                            f"this client (known: {', '.join(SEEDING_OF_GENERATOR)}; update tfcoord)")
         if source == "canvas_field" and recipe.get("distribution", "normal") != "normal":
             raise UserError(f"input '{name}' of the {model} model is a {recipe['distribution']!r} canvas field; this "
                             "client draws standard-normal fields (update tfcoord)")
     return description
 
 
-def draw_latents(recipes: dict, seed: int) -> dict:
+def draw_latents(recipes: dict, seed: int, seeding: str | None = None) -> dict:
     """One value per latent input, drawn in the order listed from ``numpy.random.default_rng(seed)``
-    (an input with ``seed_path`` [k, ...] from its own ``numpy.random.default_rng([seed, k, ...])``)."""
+    (an input with ``seed_path`` [k, ...] from its own ``numpy.random.default_rng([seed, k, ...])``; one with
+    the portable ``generator`` as row 0, column 0 of its field, unless ``seeding`` is ``legacy``)."""
     shared = np.random.default_rng(seed)
     latents = {}
     for name, recipe in recipes.items():
         if recipe["source"] != "latent":
+            continue
+        if "seed_path" in recipe and input_seeding(recipe, seeding) == "portable":
+            (dim,) = recipe["shape"]
+            latents[name] = field_window(seed, recipe["seed_path"], np.zeros(1, np.int64), np.zeros(1, np.int64),
+                                         int(dim))[0]
             continue
         rng = np.random.default_rng([seed, *recipe["seed_path"]]) if "seed_path" in recipe else shared
         shape = (1, *recipe["shape"])
@@ -219,11 +247,14 @@ class TilePlan:
     """
 
     def __init__(self, description: dict, width: int, height: int, seed: int = 0, signature: str | None = None,
-                 panorama: bool = False):
+                 panorama: bool = False, seeding: str | None = None):
         self.description = check_description(description)
         tiling = description["tiling"]
         self.signature = signature or tiling["signature"]
         self.width, self.height, self.seed = width, height, seed
+        # Position-seeded inputs: None = as the description says; "portable" or "legacy" (NumPy's generators,
+        # the images of seeds drawn before the portable recipe).
+        self.seeding = None if seeding is None else check_seeding(seeding)
         self.tile_height, self.tile_width = tiling["tile_size"]
         self.stride_height, self.stride_width = tiling.get("stride", tiling["tile_size"])
         self.rows = _count(height, self.tile_height, self.stride_height)
@@ -242,7 +273,7 @@ class TilePlan:
             if not self.panorama:
                 self.crop_left = (self.tile_width + self.stride_width * (self.cols - 1) - width) // 2
         self.recipes = tiling["inputs"]
-        self.latents = draw_latents(self.recipes, seed)
+        self.latents = draw_latents(self.recipes, seed, seeding)
         self.fields = {}  # canvas_field inputs: name -> PositionalField, made on first use
 
     def _panorama_period(self, tiling) -> int:

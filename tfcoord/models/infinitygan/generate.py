@@ -18,6 +18,10 @@ grid does not reach exactly (``P + stride * k``: 101 + 96k for the paper model) 
 at the next reachable size and centre-cropped; a panorama's width must be a multiple of the
 pixels per latent (16). ``layout.json`` records the patch grid.
 
+``--seeding legacy`` draws z_g, z_l and the noise with NumPy's generators as tfcoord did before
+the portable recipe (:mod:`.seeding`), so a seed gives the image it gave then; those canvases
+are written by InfinityGAN's own PNG writer (same pixels as the canvas engine's).
+
 The inversions (``--invert``, ``--outpaint``, ``--inbetween``) add the paper's LPIPS term when
 ``--lpips-weights DIR`` names a folder with VGG16 and LPIPS weights (:mod:`tfcoord.metrics.lpips`
 lists the files); without it they match pixels only, and say so once.
@@ -58,6 +62,9 @@ def add_arguments(parser) -> None:
                        help="invert two images, place them at the two ends and generate the connection")
     group.add_argument("--inversion-steps", type=int, default=3000, help="optimisation steps (default 3000)")
     group.add_argument("--inversion-lr", type=float, default=0.1, help="inversion learning rate (default 0.1)")
+    group.add_argument("--seeding", choices=("portable", "legacy"), default="portable",
+                       help="random fields: portable (default; the recipe export clients reimplement in any "
+                            "language) or legacy (NumPy's, as before that recipe: the images of older seeds)")
     group.add_argument("--lpips-weights", metavar="DIR",
                        help="folder with vgg16-397923af.pth (torchvision) or Keras's "
                             "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5, and LPIPS's v0.1 vgg.pth: the "
@@ -85,6 +92,9 @@ def check_arguments(args) -> None:
         from tfcoord.metrics.lpips import find_weight_files
 
         find_weight_files(args.lpips_weights)  # a missing file fails here, before TensorFlow starts
+    if args.seeding == "legacy" and (args.invert or args.outpaint or args.inbetween):
+        raise UserError("--seeding legacy reproduces plain canvases (also --style-centers, --panorama, --no-noise, "
+                        "--direct); the inversions start from the portable seeding: leave it out")
     args.placement_pair = _pair(args.placement, "--placement")
     args.centres = None
     if args.style_centers:
@@ -92,12 +102,18 @@ def check_arguments(args) -> None:
         if not args.centres:
             raise UserError("--style-centers lists no position")
     # The InfinityGAN modes render themselves: they claim --width/--height from the canvas engine.
-    own_mode = any((args.invert, args.outpaint, args.inbetween, args.style_centers, args.no_noise, args.direct))
+    # --seeding legacy too: the canvas engine's renderer is the model's, which draws the portable fields.
+    own_mode = any((args.invert, args.outpaint, args.inbetween, args.style_centers, args.no_noise, args.direct,
+                    args.seeding == "legacy"))
     args.canvas_size = (args.height, args.width)
     if own_mode:
         if args.tile:
             raise UserError("--tile applies to plain canvases (canvas engine) only, not to InfinityGAN's "
-                            "--invert/--outpaint/--inbetween/--style-centers/--no-noise/--direct")
+                            "--invert/--outpaint/--inbetween/--style-centers/--no-noise/--direct/--seeding legacy")
+        if args.format != "png":
+            raise UserError(f"--format {args.format} applies to plain canvases (canvas engine) only; InfinityGAN's "
+                            "--invert/--outpaint/--inbetween/--style-centers/--no-noise/--direct/--seeding legacy "
+                            "write PNG")
         args.height = args.width = None
 
 
@@ -189,12 +205,12 @@ def generate(model, args, out: Path) -> list[Path]:
             seed = args.seed + i
             styles = None
             if args.centres:
-                latents = model.global_latents(seed, len(args.centres))
+                latents = model.global_latents(seed, len(args.centres), seeding=args.seeding)
                 styles = [StyleCentre(z, position=c) for z, c in zip(latents, args.centres)]
             canvases.append(generate_canvas(model, height, width, seed=seed, styles=styles,
                                             fusion_blur=args.fusion_blur, fusion_blur_type=args.fusion_blur_type,
                                             panorama=args.panorama, noise=not args.no_noise, direct=args.direct,
-                                            **common))
+                                            seeding=args.seeding, **common))
     for i, canvas in enumerate(canvases):
         written.append(save_png(np.clip(canvas, -1.0, 1.0), out / f"seed{args.seed + i}_{height}x{width}.png"))
         if args.panorama:  # pasted twice: the seam in the middle must be invisible

@@ -3,9 +3,10 @@
 Everything a patch needs is indexed by its absolute canvas position, so two patches agree
 exactly where they overlap (every layer is padding-free):
 
-* the local latent z_l and every layer's noise are :class:`PositionalField` s: Gaussian values
-  generated tile by tile from ``(seed, what, tile row, tile column)`` on demand (an LRU cache
-  keeps the tiles of the current patch rows), so no canvas-sized latent array is ever held;
+* the local latent z_l and every layer's noise are :class:`PositionalField` s: Gaussian values,
+  each a hash of ``(seed, field, row, column, channel)`` (:mod:`.seeding`, a recipe any
+  language reimplements), computed tile by tile on demand (an LRU cache keeps the tiles of the
+  current patch rows), so no canvas-sized latent array is ever held;
 * the coordinates are a formula of the position (:meth:`InfinityGanCoordinates.canvas_coords`);
 * z_g (or one style per centre, see :mod:`.fusion`) is shared by the canvas.
 
@@ -30,10 +31,12 @@ import dataclasses
 import numpy as np
 
 from tfcoord.errors import UserError
+from tfcoord.models.infinitygan import seeding as seedings
+from tfcoord.models.infinitygan.seeding import FIELD_GLOBAL, FIELD_LOCAL, FIELD_NOISE  # noqa: F401 (re-exported)
 
-FIELD_LOCAL, FIELD_NOISE, FIELD_GLOBAL = 1, 2, 3  # purposes folded into the field seeds
-# Positions per side of one generated tile of the z_l / noise fields (part of the fields' definition:
-# the serving description passes them on, so that export.client draws the same canvases).
+# Positions per side of one computed tile of the z_l / noise fields. Under the portable seeding a
+# tile is only the cache's unit (every value is a hash of its own position); under the legacy one
+# it is part of the fields' definition, which the serving description passes on (``field_tile``).
 LOCAL_FIELD_TILE, NOISE_FIELD_TILE = 16, 128
 MAX_CANVAS_SIDE = 1 << 20
 
@@ -41,15 +44,19 @@ MAX_CANVAS_SIDE = 1 << 20
 class PositionalField:
     """A standard-normal field of ``channels`` values per integer position (row, col), row >= 0.
 
-    Values come from tiles of ``tile`` x ``tile`` positions, each generated from
-    ``np.random.default_rng([seed, purpose..., tile_row, tile_col])``: the field is a pure
-    function of the position, however it is read. ``period`` makes columns periodic
-    (``col mod period``). :meth:`override` replaces a rectangle by given values (inverted latents).
+    ``seeding="portable"``: the value at (row, col), channel c is
+    :func:`.seeding.field_window`'s ``normal(hash([seed, *purpose, row, col, c]))``;
+    ``"legacy"``: tiles of ``tile`` x ``tile`` positions, each drawn from
+    ``np.random.default_rng([seed, purpose..., tile_row, tile_col])``. Either way the field is a
+    pure function of the position, however it is read; values are computed a tile at a time and
+    cached. ``period`` makes columns periodic (``col mod period``). :meth:`override` replaces a
+    rectangle by given values (inverted latents).
     """
 
     def __init__(self, seed: int, purpose: tuple, channels: int, tile: int = 32, period: int | None = None,
-                 cache_tiles: int = 512):
+                 cache_tiles: int = 512, seeding: str = "portable"):
         self.seed, self.purpose, self.channels, self.tile = int(seed), tuple(purpose), int(channels), int(tile)
+        self.seeding = seedings.check_seeding(seeding)
         self.period = period
         self.cache_tiles = cache_tiles
         self._cache = collections.OrderedDict()
@@ -60,8 +67,12 @@ class PositionalField:
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        rng = np.random.default_rng([self.seed, *self.purpose, tile_row, tile_col])
-        values = rng.standard_normal((self.tile, self.tile, self.channels), dtype=np.float32)
+        t = self.tile
+        if self.seeding == "legacy":
+            values = seedings.legacy_tile(self.seed, self.purpose, tile_row, tile_col, t, self.channels)
+        else:
+            values = seedings.field_window(self.seed, self.purpose, np.arange(tile_row * t, (tile_row + 1) * t),
+                                           np.arange(tile_col * t, (tile_col + 1) * t), self.channels)
         self._cache[key] = values
         while len(self._cache) > self.cache_tiles:
             self._cache.popitem(last=False)
@@ -169,23 +180,26 @@ class CanvasPlan:
 
 
 class CanvasLatents:
-    """Position-indexed inputs of one canvas: z_l, coordinates and per-layer noise (``noise=False``: none)."""
+    """Position-indexed inputs of one canvas: z_l, coordinates and per-layer noise (``noise=False``: none);
+    ``seeding`` picks the fields' recipe (:mod:`.seeding`: ``portable``, or ``legacy`` for images made before it)."""
 
-    def __init__(self, model, plan: CanvasPlan, seed: int, noise: bool = True):
+    def __init__(self, model, plan: CanvasPlan, seed: int, noise: bool = True, seeding: str = "portable"):
         self.plan, self.seed, self.noise = plan, int(seed), noise
+        self.seeding = seedings.check_seeding(seeding)
         geometry = plan.geometry
         self.geometry = geometry
         self.coordinates = model.coordinates
         period = plan.period
         local_dim = model.config.model.local_latent_dim
         self.local = PositionalField(seed, (FIELD_LOCAL,), local_dim, tile=LOCAL_FIELD_TILE, period=period,
-                                     cache_tiles=max(64, 4 * (plan.local_cols // LOCAL_FIELD_TILE + 2)))
+                                     cache_tiles=max(64, 4 * (plan.local_cols // LOCAL_FIELD_TILE + 2)),
+                                     seeding=seeding)
         self.noises = []
         for i, unit in enumerate(geometry.output_units()):
             self.noises.append(PositionalField(seed, (FIELD_NOISE, i), 1, tile=NOISE_FIELD_TILE,
                                                period=None if period is None else unit * period,
                                                cache_tiles=max(16, 3 * (unit * plan.local_cols // NOISE_FIELD_TILE
-                                                                        + 2))))
+                                                                        + 2)), seeding=seeding))
 
     def coords(self, top: int, left: int, size_rows: int, size_cols: int) -> np.ndarray:
         return self.coordinates.canvas_coords(top, size_rows, left, size_cols, total_rows=self.plan.local_rows,
@@ -380,7 +394,8 @@ class PatchRenderer:
 def generate_canvas(model, height: int, width: int, *, seed: int = 0, global_latent=None, styles=None,
                     fusion_blur: int = 127, fusion_blur_type: str = "mean", panorama: bool = False,
                     panorama_period: int | None = None, noise: bool = True, batch_patches: int = 4,
-                    direct: bool = False, latents=None, out=None, progress: bool = False) -> np.ndarray:
+                    direct: bool = False, latents=None, out=None, progress: bool = False,
+                    seeding: str = "portable") -> np.ndarray:
     """A ``height`` x ``width`` RGB canvas (float32, nominally [-1, 1]) generated patch by patch.
 
     Args:
@@ -401,16 +416,18 @@ def generate_canvas(model, height: int, width: int, *, seed: int = 0, global_lat
         latents: a :class:`CanvasLatents` to use (e.g. with overridden regions), else made from ``seed``.
         out: optional (height, width, 3) array-like (e.g. ``np.memmap``) to write into.
         progress: show a progress bar.
+        seeding: ``portable`` (:mod:`.seeding`, what clients in any language reproduce) or
+            ``legacy`` (NumPy's generators, the images of seeds before the portable recipe).
     """
     plan = CanvasPlan(model.geometry, int(height), int(width), panorama, panorama_period)
     if batch_patches < 1:
         raise UserError(f"batch_patches must be >= 1, got {batch_patches}")
     if styles is None:
         if global_latent is None:
-            global_latent = model.global_latents(seed, 1)[0]
+            global_latent = model.global_latents(seed, 1, seeding=seeding)[0]
         styles = [StyleCentre(global_latent)]
     if latents is None:
-        latents = CanvasLatents(model, plan, seed, noise)
+        latents = CanvasLatents(model, plan, seed, noise, seeding=seeding)
     elif latents.plan != plan:
         raise UserError("the given canvas latents were made for another canvas size")
     renderer = PatchRenderer(model, plan, latents, styles, fusion_blur, fusion_blur_type)
@@ -444,19 +461,21 @@ class CanvasRenderer:
     """
 
     def __init__(self, model, width: int, height: int, seed: int, panorama: bool = False, checkpoint: str = "",
-                 batch_patches: int = 4, xla: bool = False):
+                 batch_patches: int = 4, xla: bool = False, seeding: str = "portable"):
         self.model, self.seed, self.checkpoint, self.batch_patches = model, int(seed), checkpoint, batch_patches
         self.plan = CanvasPlan(model.geometry, int(height), int(width), panorama)
         self.tile_quantum = model.geometry.pixel_step
         self.default_tile = 4 * model.geometry.pixel_step
-        latents = CanvasLatents(model, self.plan, seed)
-        self.patch_renderer = PatchRenderer(model, self.plan, latents, [StyleCentre(model.global_latents(seed, 1)[0])],
-                                            xla=xla)
+        self.seeding = seedings.check_seeding(seeding)
+        latents = CanvasLatents(model, self.plan, seed, seeding=seeding)
+        style = StyleCentre(model.global_latents(seed, 1, seeding=seeding)[0])
+        self.patch_renderer = PatchRenderer(model, self.plan, latents, [style], xla=xla)
 
     def describe(self) -> dict:
         g = self.model.geometry
         return {"model": "infinitygan", "checkpoint": self.checkpoint, "seed": self.seed,
-                "panorama": self.plan.panorama, "patch": g.patch_size, "stride": g.pixel_step}
+                "panorama": self.plan.panorama, "patch": g.patch_size, "stride": g.pixel_step,
+                "seeding": self.seeding}
 
     def render(self, tiles):
         top, left = self.plan.offset

@@ -345,10 +345,12 @@ class InfinityGan(CoordinateGan):
         update_moving_average(self.generator_ema, self.generator, self.config.optim.ema_decay)
 
     # -- generation ----------------------------------------------------------------------------
-    def global_latents(self, seed: int, num: int) -> np.ndarray:
-        """z_g ~ N(0, 1) for ``num`` images, deterministic for ``seed``."""
-        return np.random.default_rng([seed, 7]).standard_normal((num, self.config.model.global_latent_dim)).astype(
-            "float32")
+    def global_latents(self, seed: int, num: int, seeding: str = "portable") -> np.ndarray:
+        """z_g ~ N(0, 1) for ``num`` images, deterministic for ``seed``: rows 0 .. num-1 of the z_g field of
+        :mod:`.seeding` (``seeding="legacy"``: NumPy's ``default_rng([seed, 7])``, as before that recipe)."""
+        from tfcoord.models.infinitygan.seeding import global_latents
+
+        return global_latents(seed, num, self.config.model.global_latent_dim, seeding)
 
     def sample_images(self, seed, num):
         from tfcoord.models.infinitygan.infinite import generate_canvas

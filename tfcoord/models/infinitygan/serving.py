@@ -92,12 +92,9 @@ def serving_functions(model, patch_size=None) -> dict:
             "map_latent": map_latent}
 
 
-# InfinityGan.global_latents(seed, n) draws z_g from numpy.random.default_rng([seed, GLOBAL_SEED_PATH...]).
-GLOBAL_SEED_PATH = (7,)
-
-
 def serving_description(model) -> dict:
-    from tfcoord.models.infinitygan.infinite import FIELD_LOCAL, FIELD_NOISE, LOCAL_FIELD_TILE, NOISE_FIELD_TILE
+    from tfcoord.models.infinitygan.infinite import LOCAL_FIELD_TILE, NOISE_FIELD_TILE
+    from tfcoord.models.infinitygan.seeding import FIELD_LOCAL, FIELD_NOISE, GENERATORS, GLOBAL_SEED_PATH, RECIPE
 
     cfg, geometry, coordinates = model.config.model, model.geometry, model.coordinates
     sizes, steps, units = geometry.conv_output_sizes(), geometry.noise_steps(), geometry.output_units()
@@ -115,6 +112,7 @@ def serving_description(model) -> dict:
                           f"centred) and u = 2*j/{coordinates.meta_cols - 1} - 1 (or u = 2*(j mod Wp)/Wp - 1 for a "
                           f"360 degree panorama of Wp latent columns)")
     global_path = ", ".join(str(k) for k in GLOBAL_SEED_PATH)
+    portable = GENERATORS["portable"]
     recipe = (
         f"A canvas of n x m tiles covers ({geometry.patch_size} + {geometry.pixel_step}*(n-1)) x "
         f"({geometry.patch_size} + {geometry.pixel_step}*(m-1)) px; tile (i, j) is the {geometry.patch_size} px patch "
@@ -126,18 +124,24 @@ def serving_description(model) -> dict:
         f"indices; noise_l = a standard-normal canvas of (s_l + t_l*(n-1)) x (s_l + t_l*(m-1)), window at "
         f"(t_l*i, t_l*j) of size s_l, with s = {sizes} and t = {steps}; global_latent = one z_g ~ N(0, 1)^"
         f"{cfg.global_latent_dim} for the whole canvas. To draw the library's canvas for a seed S (what "
-        f"tfcoord's generate draws): global_latent = numpy.random.default_rng([S, {global_path}]).standard_normal("
-        f"(1, {cfg.global_latent_dim})) cast to float32; position (y, x) of a canvas_field input with seed_path p, "
-        f"field_tile T and C channels holds numpy.random.default_rng([S, *p, y // T, x // T]).standard_normal("
-        f"(T, T, C), dtype=float32)[y % T, x % T]. Other canvas sizes: generate the next reachable size and "
-        f"centre-crop (top-left of the crop at ((covered - wanted) // 2) per axis). A 360 degree panorama of width W "
+        f"tfcoord's generate draws; generator '{portable}', integer operations any language reimplements): "
+        f"position (y, x), channel c of a canvas_field input with seed_path p holds value(S, p, y, x, c), and "
+        f"global_latent[c] = value(S, [{global_path}], 0, 0, c), with {RECIPE}. (Generator "
+        f"'{GENERATORS['legacy']}', images of seeds before that recipe: global_latent = numpy.random.default_rng("
+        f"[S, {global_path}]).standard_normal((1, {cfg.global_latent_dim})) cast to float32; position (y, x) of a "
+        f"field with field_tile T and C channels holds numpy.random.default_rng([S, *p, y // T, x // T])"
+        f".standard_normal((T, T, C), dtype=float32)[y % T, x % T].) Other canvas sizes: generate the next reachable "
+        f"size and centre-crop (top-left of the crop at ((covered - wanted) // 2) per axis). A 360 degree panorama "
+        f"of width W "
         f"(a multiple of {ppl} px) has Wp = W/{ppl} latent columns, takes field columns modulo Wp*units_per_latent "
         f"and is cropped from column 0. The structure synthesiser consumes {pad} latents per side, so the "
         f"texture-synthesiser input of a tile is {geometry.ts_input_size} latents, {ppl} px each.")
 
     def field(channels, window_, stride, seed_path, tile, unit):
-        return {"source": "canvas_field", "distribution": "normal", "channels": channels, "window": window_,
-                "stride": stride, "seed_path": list(seed_path), "field_tile": tile, "units_per_latent": unit}
+        # field_tile: the tile of the legacy generator (the portable one keys every value by its position).
+        return {"source": "canvas_field", "distribution": "normal", "generator": portable, "channels": channels,
+                "window": window_, "stride": stride, "seed_path": list(seed_path), "field_tile": tile,
+                "units_per_latent": unit}
 
     noise_inputs = {f"noise_{i}": field(1, sizes[i], steps[i], (FIELD_NOISE, i), NOISE_FIELD_TILE, units[i])
                     for i in range(geometry.num_convs)}
@@ -163,7 +167,7 @@ def serving_description(model) -> dict:
             "overlap": geometry.patch_size - geometry.pixel_step,
             "inputs": {
                 "global_latent": {"source": "latent", "shape": [cfg.global_latent_dim], "distribution": "normal",
-                                  "seed_path": list(GLOBAL_SEED_PATH)},
+                                  "generator": portable, "seed_path": list(GLOBAL_SEED_PATH)},
                 "local_latent": field(cfg.local_latent_dim, window, step, (FIELD_LOCAL,), LOCAL_FIELD_TILE, 1),
                 "coords": {"source": "tile_coordinates", "system": "infinitygan", "window": window, "stride": step,
                            "coordinate_system": cfg.coord_system, "vertical_step": coordinates.vertical_step,
