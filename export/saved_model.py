@@ -192,14 +192,17 @@ def check_out(out: Path, version, overwrite: bool) -> tuple[Path, int]:
     return target, version
 
 
-def export_saved_model(run_dir, out, version=None, overwrite=False) -> tuple[Path, dict]:
+def export_saved_model(run_dir, out, version=None, overwrite=False, precision="float32") -> tuple[Path, dict]:
     """Export the newest checkpoint of ``run_dir`` to ``out/<version>``, warmup requests included
-    (model name: the folder name of ``out``); returns (path, description)."""
+    (model name: the folder name of ``out``); returns (path, description).
+
+    ``precision``: the generator's compute dtype policy in the exported graph (float32 variables and
+    float32 images in every case; see tfcoord.training.precision)."""
     from tfcoord.runs import load_run
 
     out = Path(out)
     target, version = check_out(out, version, overwrite)
-    model, checkpoint = load_run(run_dir)
+    model, checkpoint = load_run(run_dir, precision=precision)
     out.mkdir(parents=True, exist_ok=True)
     staging = out / f".tmp-{version}-{os.getpid()}"  # TF Serving ignores non-integer folders
     try:
@@ -223,6 +226,9 @@ def parse_args(argv=None):
     parser.add_argument("--batching", action="store_true",
                         help=f"also write OUT/{BATCHING_FILE} (TF Serving --batching_parameters_file), "
                              "chosen from the model's tile batch")
+    parser.add_argument("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"), default="float32",
+                        help="compute dtype policy of the exported generator (variables and images stay float32; "
+                             "for TFLite use python -m export.tflite --quantize float16)")
     args = parser.parse_args(argv)
     if not Path(args.run).is_dir():
         raise UserError(f"--run {args.run} does not exist; pass the --out folder of a training run")
@@ -233,7 +239,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     cli.quiet_tensorflow()
-    target, description = export_saved_model(args.run, args.out, args.model_version, args.overwrite)
+    target, description = export_saved_model(args.run, args.out, args.model_version, args.overwrite,
+                                             precision=args.precision)
     signatures = ", ".join(sorted(description["signatures"]))
     print(f"wrote {target} ({description['model_type']}; signatures: {signatures}, serving_default; "
           f"warmup requests in {WARMUP_FILE})")

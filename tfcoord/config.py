@@ -95,6 +95,10 @@ class TrainConfig:
     batch_size: int = bounded(16, min=1)  # global batch, split across replicas
     seed: int = bounded(0, min=0, max=2**31 - 1)
     strategy: Literal["auto", "default", "one_device", "mirrored", "multi_worker"] = "auto"
+    # Layers compute in float32, or in bfloat16 / float16 with float32 master weights, optimiser state,
+    # EMA, losses and normalisation statistics (tfcoord.training.precision); float16 adds Keras's dynamic
+    # loss scaling. Checkpoints are float32 in every precision. Runs saved before the key trained in float32.
+    precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = "float32"
     checkpoint_every: int = bounded(500, min=1)
     keep_checkpoints: int = bounded(3, min=1)
     # Restore network weights (not optimizer state or step) from another run before training,

@@ -77,9 +77,14 @@ class ModulatedDense(keras.layers.Layer):
         return ops.matmul(style, self.modulation_kernel * self.modulation_scale) + self.modulation_bias
 
     def modulated_weight_norm(self, s):
-        """``d = rsqrt(s^2 @ (W/sqrt(I))^2 + 1e-8)`` for styles ``s`` (..., I) -> (..., O)."""
-        weight = self.kernel * self.scale
-        return ops.rsqrt(ops.matmul(ops.square(s), ops.square(weight)) + 1e-8)
+        """``d = rsqrt(s^2 @ (W/sqrt(I))^2 + 1e-8)`` for styles ``s`` (..., I) -> (..., O).
+
+        Summed in float32 under mixed precision (float16 squares overflow past 256, bfloat16 sums lose
+        digits), returned in the compute dtype.
+        """
+        weight = ops.cast(self.kernel, "float32") * self.scale
+        d = ops.rsqrt(ops.matmul(ops.square(ops.cast(s, "float32")), ops.square(weight)) + 1e-8)
+        return ops.cast(d, s.dtype)
 
     def modulate(self, x, style, input_scale=None):
         """The parts of the layer: ``((x * input_scale * s) @ W / sqrt(I), d)``, d None without demodulation.

@@ -152,8 +152,10 @@ class ModulatedConv2D(keras.layers.Layer):
         else:
             y = ops.conv(x, kernel, strides=1, padding="valid")
         if self.demodulate:
-            kernel_energy = ops.sum(ops.square(kernel), axis=(0, 1))  # (I, O)
-            demod = ops.rsqrt(ops.matmul(ops.square(s), kernel_energy) + DEMOD_EPS)  # (B, 1|H, 1|W, O)
+            # Demodulation statistics in float32 under mixed precision (float16 squares overflow).
+            kernel_energy = ops.sum(ops.square(ops.cast(kernel, "float32")), axis=(0, 1))  # (I, O)
+            demod = ops.rsqrt(ops.matmul(ops.square(ops.cast(s, "float32")), kernel_energy) + DEMOD_EPS)
+            demod = ops.cast(demod, y.dtype)  # (B, 1|H, 1|W, O)
             if per_pixel:
                 if self.upsample:
                     demod = upsample_linear(demod)  # n -> 2n - 1 = the output before the blur

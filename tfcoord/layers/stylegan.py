@@ -43,7 +43,9 @@ class PixelNorm(keras.layers.Layer):
     """``x * rsqrt(mean(x^2, last axis) + 1e-8)`` (StyleGAN mapping-network input normalisation)."""
 
     def call(self, x):
-        return x * ops.rsqrt(ops.mean(ops.square(x), axis=-1, keepdims=True) + 1e-8)
+        # The statistic in float32 under mixed precision (a normalisation statistic; float16 squares overflow).
+        x32 = ops.cast(x, "float32")
+        return ops.cast(x32 * ops.rsqrt(ops.mean(ops.square(x32), axis=-1, keepdims=True) + 1e-8), x.dtype)
 
 
 @keras.saving.register_keras_serializable(package="tfcoord")

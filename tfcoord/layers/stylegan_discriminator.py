@@ -188,6 +188,8 @@ def minibatch_stddev(x, group_size: int, num_features: int = 1, grouping: str = 
         group = min(batch, group_size)
     else:
         group = ops.minimum(batch, group_size)
+    features = x
+    x = ops.cast(x, "float32")  # the statistic in float32 under mixed precision
     if grouping == "contiguous":
         y = ops.reshape(x, (-1, group, height, width, num_features, channels // num_features))
         y = ops.sqrt(ops.var(y, axis=1) + 1e-8)  # population variance, as torch var(unbiased=False)
@@ -197,7 +199,7 @@ def minibatch_stddev(x, group_size: int, num_features: int = 1, grouping: str = 
         y = ops.sqrt(ops.var(y, axis=0) + 1e-8)
         y = ops.tile(ops.mean(y, axis=(1, 2, 4)), (group, 1))  # (M, F); sample i -> group i mod M
     y = ops.expand_dims(ops.expand_dims(y, 1), 1) * ops.ones_like(x[:, :, :, :1])
-    return ops.concatenate([x, y], axis=-1)
+    return ops.concatenate([features, ops.cast(y, features.dtype)], axis=-1)
 
 
 @keras.saving.register_keras_serializable(package="tfcoord")

@@ -35,6 +35,21 @@ class CoordinateGan:
     def __init__(self, config):
         self.config = config
 
+    @property
+    def precision(self) -> str:
+        """``train.precision``: the dtype policy the networks are built with (float32 when unset)."""
+        train = self.config.sections.get("train") if hasattr(self.config, "sections") else None
+        return getattr(train, "precision", "float32")
+
+    def dtype_policy_scope(self):
+        """A context in which constructed layers take :attr:`precision` as their Keras dtype policy.
+
+        ``build_networks`` builds every network inside it (tfcoord.training.precision).
+        """
+        from tfcoord.training.precision import dtype_policy
+
+        return dtype_policy(self.precision)
+
     def image_size(self) -> tuple[int, int]:
         """(height, width) of the real images the data pipeline must deliver."""
         raise NotImplementedError

@@ -49,6 +49,9 @@ QUARANTINE_FOLDER = "corrupt"
 # (bundle written, manifest and list not yet updated), as a power cut would.
 FAULT_KILL_IN_CHECKPOINT_ENV = "TFCOORD_FAULT_KILL_IN_CHECKPOINT_AT_STEP"
 _PREFIX = re.compile(r"^ckpt-(\d+)$")
+# Key part of the loss-scale state of a LossScaleOptimizer (train.precision=mixed_float16): checkpoints
+# of other precisions lack it, and a run in another precision has no use for it (see CheckpointKeeper).
+LOSS_SCALE_KEY = "loss_scale"
 _HASH_CHUNK = 1 << 22
 
 
@@ -67,7 +70,12 @@ def variable_map(items: dict) -> dict:
     """
     variables = {}
     for item_name, item in items.items():
-        if isinstance(item, keras.optimizers.Optimizer):
+        if isinstance(item, keras.optimizers.LossScaleOptimizer):
+            # The wrapped optimizer's variables under the keys a float32 run gives them, so checkpoints
+            # load across precisions; the loss scale and its growth counter apart.
+            pairs = [(str(i), v) for i, v in enumerate(item.inner_optimizer.variables)]
+            pairs += [(f"{LOSS_SCALE_KEY}.{v.name}", v) for v in (item.dynamic_scale, item.step_counter)]
+        elif isinstance(item, keras.optimizers.Optimizer):
             pairs = [(str(i), v) for i, v in enumerate(item.variables)]
         elif isinstance(item, keras.layers.Layer):
             pairs = [(v.path, v) for v in item.weights]
@@ -274,7 +282,8 @@ class CheckpointKeeper:
         self.move_damaged = move_damaged
         self.step = step
         self.max_to_keep = max_to_keep
-        self.checkpoint = tf.train.Checkpoint(step=step, **variable_map(trackables))
+        self.variables = variable_map(trackables)
+        self.checkpoint = tf.train.Checkpoint(step=step, **self.variables)
         # Readers' Checkpoint objects create a save counter when they restore; writing one keeps
         # assert_existing_objects_matched() satisfied (write(), unlike save(), does not create it).
         _ = self.checkpoint.save_counter
@@ -329,7 +338,7 @@ class CheckpointKeeper:
             return None
 
         def restore(prefix):
-            self.checkpoint.restore(prefix).assert_consumed()
+            self._checkpoint_for(prefix).restore(prefix).assert_consumed()
 
         prefix = _restore_first_good(
             list(self.prefixes), restore, on_corrupt=self._quarantine,
@@ -337,6 +346,29 @@ class CheckpointKeeper:
                                              f"({str(err).splitlines()[0][:300]}); "
                                              "resume with the configuration the run was trained with"))
         return prefix
+
+    def _checkpoint_for(self, prefix):
+        """What restores ``prefix`` strictly, except for loss-scale state, which may be on one side only.
+
+        Checkpoints load across precisions (train.precision): a float16 run's loss scale is left at its
+        initial value when the checkpoint has none, and a saved loss scale is read into a throwaway
+        variable when this run has no use for it. Every other variable must match both ways.
+        """
+        reader = tf.train.load_checkpoint(str(prefix))
+        # Bundle names are "<escaped key>/.ATTRIBUTES/VARIABLE_VALUE"; TensorFlow escapes "." in keys as "..".
+        saved = {name.split("/")[0].replace("..", "."): name for name in reader.get_variable_to_shape_map()}
+        variables = {key: v for key, v in self.variables.items() if LOSS_SCALE_KEY not in key.split(".") or key in saved}
+        if len(variables) == len(self.variables) and not any(
+                LOSS_SCALE_KEY in key.split(".") and key not in variables for key in saved):
+            return self.checkpoint
+        dtypes = reader.get_variable_to_dtype_map()
+        for key, name in saved.items():
+            if LOSS_SCALE_KEY in key.split(".") and key not in variables:
+                variables[key] = tf.Variable(tf.zeros(reader.get_variable_to_shape_map()[name], dtypes[name]),
+                                             trainable=False)
+        checkpoint = tf.train.Checkpoint(step=self.step, **variables)
+        _ = checkpoint.save_counter  # as in __init__
+        return checkpoint
 
     def _quarantine(self, prefix, reason: str) -> None:
         """Move a damaged checkpoint to ``corrupt/`` and drop it from the list."""

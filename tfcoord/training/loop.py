@@ -45,6 +45,7 @@ from tfcoord.images import image_grid, save_png
 from tfcoord.training.checkpoints import (CheckpointKeeper, checkpoint_step, listed_checkpoints,
                                           restore_networks_from_run)
 from tfcoord.training.cluster import cluster_role
+from tfcoord.training.precision import inner_optimizer
 from tfcoord.training.strategy import make_strategy
 
 # Reliability tests poison the batch at this step to check the non-finite-loss stop.
@@ -431,6 +432,7 @@ class Trainer:
             for name, item in self.model.checkpoint_items().items():
                 if not isinstance(item, keras.optimizers.Optimizer):
                     continue
+                item = inner_optimizer(item)  # the rate of a loss-scaled (mixed_float16) optimizer is its inner one's
                 if isinstance(item._learning_rate, keras.optimizers.schedules.LearningRateSchedule):
                     print(f"warning: {name} follows a learning-rate schedule; left unchanged", file=sys.stderr)
                     continue

@@ -23,6 +23,7 @@ from keras import ops
 from tfcoord.coords import CoordinateEmbedding, FourierFeatures
 from tfcoord.layers.modulated import ModulatedDense, ToRGB, expand_like
 from tfcoord.layers.stylegan import SQRT2, EqualLinear, MappingNetwork, NoiseInjection, fused_leaky_relu
+from tfcoord.training.precision import to_float32
 
 ARCHITECTURES = ("skip", "res")
 ACTIVATIONS = ("lrelu", "sin", "sinrelu")
@@ -179,9 +180,16 @@ class CipsGenerator(keras.layers.Layer):
         self.embedding_sampling = embedding_sampling
 
         self.mapping = MappingNetwork(style_dim, n_mlp, lr_mlp, name="mapping")
-        self.fourier = FourierFeatures(hidden_size, name="fourier") if use_fourier else None
+        # The coordinate layers compute in the variable dtype (float32) under mixed precision: in bfloat16 a
+        # coordinate near 1 rounds past the table's last row (the embedding's gather index overflows: NaN
+        # images on GPU) and sin(pB) of a rounded product loses the phase. conv1 casts their features.
+        coord_dtype = self.dtype_policy.variable_dtype
+        self.fourier = FourierFeatures(hidden_size, dtype=coord_dtype, name="fourier") if use_fourier else None
         self.embedding = (CoordinateEmbedding(size, hidden_size, embedding_sampling, wrap_x=coord_dim == 3,
-                                              name="embedding") if use_embedding else None)
+                                              dtype=coord_dtype, name="embedding") if use_embedding else None)
+        # Coordinates reach those layers as given: G's call does not cast its inputs to the compute dtype
+        # (every sublayer casts its own inputs and reads its own weights in its compute dtype).
+        self.autocast = False
         self.channels = stage_channels(architecture, size, channel_multiplier, width_multiplier)
         self.input_channels = hidden_size * (int(use_fourier) + int(use_embedding))
         first = self.channels[0]
@@ -279,12 +287,12 @@ class CipsGenerator(keras.layers.Layer):
                 x, scale = self.linears[2 * i](x, style, self._noise(noise, 1 + 2 * i), scale, return_scale=True)
                 x, scale = self.linears[2 * i + 1](x, style, self._noise(noise, 2 + 2 * i), scale, return_scale=True)
                 rgb = to_rgb(x, style, rgb, input_scale=scale)
-            return rgb
+            return to_float32(rgb)  # images leave G in float32 under mixed precision
         if scale is not None:
             x = x * expand_like(scale, x)
         for i, block in enumerate(self.blocks):
             x = block(x, style, self._noise(noise, 1 + 2 * i), self._noise(noise, 2 + 2 * i))
-        return self.to_rgb_last(x, style)
+        return to_float32(self.to_rgb_last(x, style))
 
     def call(self, z, coords, noise=None, training=False):
         return self.synthesize(self.map(z), coords, noise=noise, training=training)

@@ -29,6 +29,7 @@ from tfcoord.models.cips.config import MAX_OUTPUT_PIXELS, MAX_OUTPUT_SIDE
 from tfcoord.models.cips.generator import build_generator
 from tfcoord.training.ema import update_moving_average
 from tfcoord.training.optimizers import PyTorchAdam
+from tfcoord.training.precision import input_gradient, loss_scaled, minimize, to_float32
 
 R1_VARIANT = "r1"
 # Pixels per generator call when rendering large images (bounds activation memory: a
@@ -118,10 +119,11 @@ class Cips(CoordinateGan):
 
     def build_networks(self):
         cfg = self.config.model
-        self.generator = build_generator(cfg, "G_generator")
-        self.generator_ema = build_generator(cfg, "G_ema")
-        self.generator_ema.set_weights(self.generator.get_weights())
-        self.discriminator = build_discriminator(cfg)
+        with self.dtype_policy_scope():  # train.precision
+            self.generator = build_generator(cfg, "G_generator")
+            self.generator_ema = build_generator(cfg, "G_ema")
+            self.generator_ema.set_weights(self.generator.get_weights())
+            self.discriminator = build_discriminator(cfg)
 
     def build(self):
         self.build_networks()
@@ -130,10 +132,11 @@ class Cips(CoordinateGan):
     def build_optimizers(self):
         """The G and D Adams (for networks already built, e.g. by the converter)."""
         optim, loss = self.config.optim, self.config.loss
-        self.g_optimizer = lazy_adam(optim.lr, optim.beta_1, optim.beta_2, optim.epsilon, loss.g_reg_every,
-                                     optim.reg_ratio_adjustment)
-        self.d_optimizer = lazy_adam(optim.lr, optim.beta_1, optim.beta_2, optim.epsilon, loss.r1_every,
-                                     optim.reg_ratio_adjustment)
+        # Loss scaling under mixed_float16 (tfcoord.training.precision).
+        self.g_optimizer = loss_scaled(lazy_adam(optim.lr, optim.beta_1, optim.beta_2, optim.epsilon,
+                                                 loss.g_reg_every, optim.reg_ratio_adjustment), self.precision)
+        self.d_optimizer = loss_scaled(lazy_adam(optim.lr, optim.beta_1, optim.beta_2, optim.epsilon,
+                                                 loss.r1_every, optim.reg_ratio_adjustment), self.precision)
         # Building optimizers eagerly inside the strategy scope avoids P16.
         self.g_optimizer.build(self.generator.trainable_variables)
         self.d_optimizer.build(self.discriminator.trainable_variables)
@@ -198,6 +201,11 @@ class Cips(CoordinateGan):
             coords = ops.stack([xs * ops.ones_like(ys), ys * ops.ones_like(xs)], axis=-1)
         return real, coords
 
+    def _discriminate(self, images, coords):
+        """D's logits (B,) in float32 (the losses' dtype whatever the precision)."""
+        logits, _ = self.discriminator(self._d_input(images, coords), training=True)
+        return to_float32(logits)
+
     def _d_input(self, images, coords):
         if self.config.model.d_input == "rgb_coords":
             return ops.concatenate([images, coords], axis=-1)
@@ -213,10 +221,10 @@ class Cips(CoordinateGan):
 
         with tf.GradientTape() as d_tape:
             fake = self.generator(batch["z_d"], coords, noise=noise_d, training=True)
-            d_fake, _ = self.discriminator(self._d_input(fake, coords), training=True)
-            d_real, _ = self.discriminator(real_in, training=True)
+            d_fake = self._discriminate(fake, coords)
+            d_real = to_float32(self.discriminator(real_in, training=True)[0])
             d_loss = average(ops.softplus(d_fake) + ops.softplus(-d_real), global_batch_size)
-        self.d_optimizer.apply_gradients(zip(d_tape.gradient(d_loss, d_variables), d_variables))
+        minimize(self.d_optimizer, d_tape, d_loss, d_variables)
         losses = {"d_loss": d_loss, "real_score": average(d_real, global_batch_size),
                   "fake_score": average(d_fake, global_batch_size)}
 
@@ -224,22 +232,22 @@ class Cips(CoordinateGan):
             with tf.GradientTape() as r1_tape:
                 with tf.GradientTape() as input_tape:
                     input_tape.watch(real_in)
-                    d_real, _ = self.discriminator(real_in, training=True)
+                    d_real = to_float32(self.discriminator(real_in, training=True)[0])
                     d_real_sum = ops.sum(d_real)  # official autograd.grad(real_pred.sum(), real_img)
-                gradient = input_tape.gradient(d_real_sum, real_in)
+                gradient = input_gradient(input_tape, d_real_sum, real_in, self.d_optimizer)
                 penalty = ops.sum(ops.square(gradient), axis=(1, 2, 3))
                 # "+ 0 * real_pred" as in the official code: every D weight gets a (zero) gradient, so
                 # Adam steps all of them, as PyTorch's d_optim.step() does.
                 r1_loss = average(0.5 * loss_cfg.r1_gamma * loss_cfg.r1_every * penalty + 0.0 * d_real,
                                   global_batch_size)
-            self.d_optimizer.apply_gradients(zip(r1_tape.gradient(r1_loss, d_variables), d_variables))
+            minimize(self.d_optimizer, r1_tape, r1_loss, d_variables)
             losses["r1"] = average(penalty, global_batch_size)
 
         with tf.GradientTape() as g_tape:
             fake = self.generator(batch["z_g"], coords, noise=noise_g, training=True)
-            d_fake, _ = self.discriminator(self._d_input(fake, coords), training=True)
+            d_fake = self._discriminate(fake, coords)
             g_loss = average(ops.softplus(-d_fake), global_batch_size)
-        self.g_optimizer.apply_gradients(zip(g_tape.gradient(g_loss, g_variables), g_variables))
+        minimize(self.g_optimizer, g_tape, g_loss, g_variables)
         losses["g_loss"] = g_loss
         return losses
 
@@ -281,7 +289,7 @@ class Cips(CoordinateGan):
 
     @functools.cached_property
     def _map(self):
-        return tf.function(lambda z: self.generator_ema.map(z), reduce_retracing=True)
+        return tf.function(lambda z: to_float32(self.generator_ema.map(z)), reduce_retracing=True)
 
     def _synthesis_function(self, rank: int, per_pixel: bool, with_noise: bool, xla: bool = False):
         """A tf.function per input structure: shapes vary freely, ranks never (no unknown-rank traces).
@@ -456,7 +464,7 @@ class Cips(CoordinateGan):
 
         @tf.function(input_signature=[z_spec])
         def map_latent(z):
-            return {"style": g.map(finite(z, "z"))}
+            return {"style": to_float32(g.map(finite(z, "z")))}  # float32 under any --precision
 
         @tf.function(input_signature=[style_spec, coords_spec])
         def synthesize(style, coords):

@@ -8,6 +8,7 @@ from keras import ops
 from tfcoord.coords import CocoGanCoordinates
 from tfcoord.layers import ConditionalBatchNorm, SNConv2D, SNDense
 from tfcoord.models.cocogan.normalization import BatchNorm
+from tfcoord.training.precision import to_float32
 
 
 def conv_initializer():
@@ -146,7 +147,9 @@ class CocoGanGenerator(keras.Model):
         for block in self.blocks:
             h = block(h, condition, training=training, update_state=update_state)
         h = ops.relu(self.last_norm(h, training=training))
-        return ops.tanh(self.to_rgb(h, training=training, update_u=update_state))
+        rgb = ops.tanh(self.to_rgb(h, training=training, update_u=update_state))
+        # Images leave G in float32 whatever the precision it computes in (train.precision).
+        return to_float32(rgb)
 
     def get_config(self):
         return {**super().get_config(), "micro_size": self.micro_size, "z_dim": self.z_dim,

@@ -23,6 +23,7 @@ from tfcoord.models.base import CoordinateGan, step_seed
 from tfcoord.models.cocogan.discriminator import CocoGanDiscriminator, PredictionHead
 from tfcoord.models.cocogan.generator import build_generator, geometry_of
 from tfcoord.training.ema import update_moving_average, warmup_decay
+from tfcoord.training.precision import input_gradient, loss_scaled, minimize, scaled_gradients, to_float32
 
 # Official extrapolation fine-tuning: the fake coordinate loss of macro coordinates
 # beyond this bound is not back-propagated (A is tanh-bounded and cannot reach them).
@@ -67,7 +68,8 @@ def gradient_penalty(gradients, norm: str):
 
 def spatial_loss(predicted, target, kind: str):
     """Per-example spatial consistency loss L_S: mean squared error (official) or L2 distance."""
-    target = ops.cast(target, predicted.dtype)  # coordinates are float32 whatever the dtype policy
+    predicted = to_float32(predicted)  # the loss in float32 whatever the dtype policy (train.precision)
+    target = ops.cast(target, predicted.dtype)
     if kind == "l2_norm":
         return ops.sqrt(ops.sum(ops.square(predicted - target), axis=-1) + 1e-12)
     return ops.mean(ops.square(predicted - target), axis=-1)
@@ -106,11 +108,12 @@ class CocoGan(CoordinateGan):
         return tuple(self.config.model.full_size)
 
     def build_networks(self):
-        self.generator, self.discriminator, self.spatial_head, self.content_head = build_networks(self.config.model)
-        self.generator_ema = None
-        if self.config.optim.g_ema_decay:
-            self.generator_ema = build_generator(self.config.model, name="G_generator_ema")
-            self.generator_ema.set_weights(self.generator.get_weights())
+        with self.dtype_policy_scope():  # train.precision
+            self.generator, self.discriminator, self.spatial_head, self.content_head = build_networks(self.config.model)
+            self.generator_ema = None
+            if self.config.optim.g_ema_decay:
+                self.generator_ema = build_generator(self.config.model, name="G_generator_ema")
+                self.generator_ema.set_weights(self.generator.get_weights())
 
     def build(self):
         self.build_networks()
@@ -120,8 +123,9 @@ class CocoGan(CoordinateGan):
         """The Adam optimizers, built for the networks' variables (after a conversion, too)."""
         optim = self.config.optim
 
-        def adam(lr):
-            return keras.optimizers.Adam(lr, beta_1=optim.beta_1, beta_2=optim.beta_2, epsilon=optim.epsilon)
+        def adam(lr):  # loss-scaled under mixed_float16 (tfcoord.training.precision)
+            return loss_scaled(keras.optimizers.Adam(lr, beta_1=optim.beta_1, beta_2=optim.beta_2,
+                                                     epsilon=optim.epsilon), self.precision)
 
         self.g_optimizer, self.d_optimizer = adam(optim.lr_g), adam(optim.lr_d)
         # Building optimizers eagerly inside the strategy scope avoids P16.
@@ -228,6 +232,11 @@ class CocoGan(CoordinateGan):
     # fake, gradient-penalty interpolates) divides by the same sigma. The plain BNs move
     # their averages on every training call, as tf.contrib's in-place updates do.
 
+    def _discriminate(self, images, coords, **kwargs):
+        """D's (logits in float32, features): losses take float32 whatever the precision (train.precision)."""
+        logits, features = self.discriminator(images, coords, **kwargs)
+        return to_float32(logits), features
+
     def _spatial_predictions(self, h_real, h_fake, update_u):
         """A on real and fake features in one call (one BN group each, one state update)."""
         predicted = self.spatial_head(ops.concatenate([h_real, h_fake], axis=0), training=True,
@@ -236,22 +245,26 @@ class CocoGan(CoordinateGan):
 
     def _content_loss(self, z, h_fake, update_u):
         """Per-example L_Q = mean |z - Q(h)| of fake features (code_loss before its weight)."""
-        return ops.mean(ops.abs(z - self.content_head(h_fake, training=True, update_u=update_u)), axis=-1)
+        predicted = to_float32(self.content_head(h_fake, training=True, update_u=update_u))
+        return ops.mean(ops.abs(z - predicted), axis=-1)
 
     def _uses_content(self):
         return self.content_head is not None and self.config.loss.content_weight > 0
 
     def _critic_losses(self, real, real_coords, fake, fake_coords, z, gp_alpha, global_batch_size,
-                       fake_spatial_mask=None):
-        """The D loss (averaged over the global batch) and its terms for logging."""
+                       fake_spatial_mask=None, optimizer=None):
+        """The D loss (averaged over the global batch) and its terms for logging.
+
+        ``optimizer``: D's, whose loss scale (mixed_float16) also scales the penalty's input gradient.
+        """
         loss_cfg = self.config.loss
-        d_real, h_real = self.discriminator(real, real_coords, training=True, update_u=False)
-        d_fake, h_fake = self.discriminator(fake, fake_coords, training=True, update_u=False)
+        d_real, h_real = self._discriminate(real, real_coords, training=True, update_u=False)
+        d_fake, h_fake = self._discriminate(fake, fake_coords, training=True, update_u=False)
         mixed = gp_alpha * fake + (1.0 - gp_alpha) * real
         with tf.GradientTape() as gp_tape:
             gp_tape.watch(mixed)
-            d_mixed, _ = self.discriminator(mixed, None, training=True, update_u=False)  # quirk Q3
-        penalty = gradient_penalty(gp_tape.gradient(d_mixed, mixed), loss_cfg.gp_norm)
+            d_mixed, _ = self._discriminate(mixed, None, training=True, update_u=False)  # quirk Q3
+        penalty = gradient_penalty(input_gradient(gp_tape, d_mixed, mixed, optimizer), loss_cfg.gp_norm)
         predicted_real, predicted_fake = self._spatial_predictions(h_real, h_fake, update_u=False)
         spatial_real = spatial_loss(predicted_real, real_coords, loss_cfg.spatial_loss)
         spatial_fake = spatial_loss(predicted_fake, fake_coords, loss_cfg.spatial_loss)
@@ -276,9 +289,9 @@ class CocoGan(CoordinateGan):
         with tf.GradientTape() as tape:
             fake = self.generate_macro_patches(z, fake_row, fake_col, training=True, update_state=False)
             d_loss, terms = self._critic_losses(real, real_coords, fake, fake_coords, z, gp_alpha,
-                                                global_batch_size, fake_spatial_mask)
+                                                global_batch_size, fake_spatial_mask, optimizer)
         variables = self.d_variables()
-        gradients = tape.gradient(d_loss, variables)
+        gradients = scaled_gradients(tape, d_loss, variables, optimizer)
         advance_spectral_norms(self.discriminator, self.spatial_head)
         optimizer.apply_gradients(zip(gradients, variables))
         return {"d_loss": d_loss, **terms}
@@ -291,11 +304,11 @@ class CocoGan(CoordinateGan):
         spatial_head_in_g = loss_cfg.spatial_head_optimizers == "both"  # quirk Q4
         with tf.GradientTape() as tape:
             fake = self.generate_macro_patches(z, fake_row, fake_col, training=True)
-            d_fake, h_fake = self.discriminator(fake, fake_coords, training=True, update_u=False)
+            d_fake, h_fake = self._discriminate(fake, fake_coords, training=True, update_u=False)
             terms = {}
             if spatial_head_in_g:
                 # The official g_loss holds the whole coordinate loss; the real term only trains A.
-                _, h_real = self.discriminator(real, real_coords, training=True, update_u=False)
+                _, h_real = self._discriminate(real, real_coords, training=True, update_u=False)
                 predicted_real, predicted_fake = self._spatial_predictions(h_real, h_fake, update_u=True)
                 spatial_real = spatial_loss(predicted_real, real_coords, loss_cfg.spatial_loss)
                 terms["g_spatial_real"] = average(spatial_real, global_batch_size)
@@ -311,7 +324,7 @@ class CocoGan(CoordinateGan):
                 per_example += loss_cfg.content_weight * content
                 terms["g_content"] = average(content, global_batch_size)
             g_loss = average(per_example, global_batch_size)
-        optimizer.apply_gradients(zip(tape.gradient(g_loss, variables), variables))
+        minimize(optimizer, tape, g_loss, variables)
         return {"g_loss": g_loss, "g_adversarial": average(-d_fake, global_batch_size),
                 "g_spatial_fake": average(spatial_fake, global_batch_size), **terms}
 
@@ -319,12 +332,12 @@ class CocoGan(CoordinateGan):
         """One Q update on the content loss, after the G step (official order: D, G, then Q)."""
         fake_row, fake_col, fake_coords = fake_args
         fake = self.generate_macro_patches(z, fake_row, fake_col, training=True, update_state=False)
-        d_fake, h_fake = self.discriminator(fake, fake_coords, training=True, update_u=False)
+        d_fake, h_fake = self._discriminate(fake, fake_coords, training=True, update_u=False)
         variables = self.content_head.trainable_variables
         with tf.GradientTape() as tape:
             q_loss = average(self.config.loss.content_weight * self._content_loss(z, h_fake, update_u=True),
                              global_batch_size)
-        self.q_optimizer.apply_gradients(zip(tape.gradient(q_loss, variables), variables))
+        minimize(self.q_optimizer, tape, q_loss, variables)
         # The official q_loss also adds G's adversarial loss (no gradient reaches Q through it).
         return {"q_loss": q_loss, "q_adversarial": average(-d_fake, global_batch_size)}
 

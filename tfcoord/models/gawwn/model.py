@@ -45,6 +45,7 @@ from tfcoord.models.gawwn.blocks import keypoint_maps
 from tfcoord.models.gawwn.losses import bce, discriminator_loss, generator_loss  # noqa: F401 (bce: API)
 from tfcoord.models.gawwn.text_encoder import CharCnnGru, HashedNgramEncoder, ImageEncoder, joint_embedding_loss
 from tfcoord.training.ema import update_moving_average, warmup_decay
+from tfcoord.training.precision import loss_scaled, minimize, to_float32
 
 BOX_COLOUR = np.array([255, 0, 255], np.uint8)
 PART_COLOURS = np.array([[255, 255, 255], [255, 64, 64], [64, 255, 64], [64, 160, 255], [255, 220, 0]], np.uint8)
@@ -116,6 +117,10 @@ class Gawwn(CoordinateGan):
         return (self.config.model.image_size, self.config.model.image_size)
 
     def build_networks(self):
+        with self.dtype_policy_scope():  # train.precision
+            self._build_networks()
+
+    def _build_networks(self):
         cfg, text = self.config.model, self.config.text
         K = len(self.parts)
         if cfg.conditioning == "box":
@@ -145,18 +150,22 @@ class Gawwn(CoordinateGan):
     def build(self):
         self.build_networks()
         optim = self.config.optim
-        self.g_optimizer, self.d_optimizer = adam(optim), adam(optim, optim.d_lr_ratio)
+        # Loss-scaled under mixed_float16 (tfcoord.training.precision).
+        self.g_optimizer = loss_scaled(adam(optim), self.precision)
+        self.d_optimizer = loss_scaled(adam(optim, optim.d_lr_ratio), self.precision)
         # Building optimizers eagerly inside the strategy scope avoids P16.
         self.g_optimizer.build(self.generator.trainable_variables)
         self.d_optimizer.build(self.discriminator.trainable_variables)
         self.kg_optimizer = self.kd_optimizer = self.text_optimizer = None
         if self.keypoint_completer is not None:
-            self.kg_optimizer, self.kd_optimizer = adam(optim), adam(optim, optim.d_lr_ratio)
+            self.kg_optimizer = loss_scaled(adam(optim), self.precision)
+            self.kd_optimizer = loss_scaled(adam(optim, optim.d_lr_ratio), self.precision)
             self.kg_optimizer.build(self.keypoint_completer.trainable_variables)
             self.kd_optimizer.build(self.keypoint_critic.trainable_variables)
         if self.image_encoder is not None:
             # RMSprop as the official text encoder training (Torch alpha 0.99, eps 1e-8).
-            self.text_optimizer = keras.optimizers.RMSprop(self.config.text.encoder_lr, rho=0.99, epsilon=1e-8)
+            self.text_optimizer = loss_scaled(keras.optimizers.RMSprop(self.config.text.encoder_lr, rho=0.99,
+                                                                       epsilon=1e-8), self.precision)
             self.text_optimizer.build(self.joint_variables())
         if self.config.text.encoder_run:
             self.load_text_encoder(self.config.text.encoder_run)
@@ -247,7 +256,7 @@ class Gawwn(CoordinateGan):
         chosen = tf.gather(captions, indices, batch_dims=1)  # (B, k, ...)
         if text.encoder != "precomputed":
             shape = ops.shape(chosen)
-            flat = self.text_encoder(ops.reshape(chosen, (-1, chosen.shape[-1])), training=training)
+            flat = to_float32(self.text_encoder(ops.reshape(chosen, (-1, chosen.shape[-1])), training=training))
             chosen = ops.reshape(flat, (shape[0], shape[1], self.text_dim))
         return ops.sum(chosen * ops.expand_dims(weights, -1), axis=1)
 
@@ -272,24 +281,25 @@ class Gawwn(CoordinateGan):
         variables = self.joint_variables()
         with tf.GradientTape() as tape:
             text = self._mean_caption_embedding(batch, training=True)
-            image = self.image_encoder(batch["image"], training=True)
+            text, image = to_float32(text), to_float32(self.image_encoder(batch["image"], training=True))
             labels = batch["label"]
             per_example, correct = joint_embedding_loss(image, text, labels, *gather_features(image, text, labels),
                                                         center=self.config.text.center_features)
             loss = average(self.config.loss.joint_embedding_weight * per_example, global_batch_size)
-        self.text_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        minimize(self.text_optimizer, tape, loss, variables)
         return ops.stop_gradient(text), {"text_loss": loss, "text_accuracy": average(correct, global_batch_size)}
 
     def _discriminate(self, discriminator, images, conditions, texts):
         """D's logits for several (image, condition, text) groups of one batch size each.
 
         With ``model.d_joint_batch`` the groups go through D as one batch (shared batch-norm
-        statistics); otherwise one call each, as the official code does.
+        statistics); otherwise one call each, as the official code does. Logits in float32 (the losses'
+        dtype whatever train.precision).
         """
         if not self.config.model.d_joint_batch:
-            return [discriminator([i, c, t], training=True) for i, c, t in zip(images, conditions, texts)]
+            return [to_float32(discriminator([i, c, t], training=True)) for i, c, t in zip(images, conditions, texts)]
         joined = [ops.concatenate(list(group), axis=0) for group in (images, conditions, texts)]
-        return ops.split(discriminator(joined, training=True), len(images), axis=0)
+        return ops.split(to_float32(discriminator(joined, training=True)), len(images), axis=0)
 
     def _gan_step(self, generator, discriminator, g_optimizer, d_optimizer, real, g_inputs, d_condition,
                   text, wrong_text, global_batch_size, cls_weight):
@@ -305,17 +315,15 @@ class Gawwn(CoordinateGan):
             d_loss = average(discriminator_loss(d_real, d_wrong, d_fake, cls_weight, self.config.loss.real_label),
                              global_batch_size)
             with tape.stop_recording():
-                variables = discriminator.trainable_variables
-                d_optimizer.apply_gradients(zip(tape.gradient(d_loss, variables), variables))
+                minimize(d_optimizer, tape, d_loss, discriminator.trainable_variables)
             if self.config.model.reuse_d_forward:
                 d_fake_for_g = d_fake  # quirk W2: D's output from before its update
             elif self.config.model.d_joint_batch:
                 d_fake_for_g = self._discriminate(discriminator, (real, fake), (d_condition,) * 2, (text, text))[1]
             else:
-                d_fake_for_g = discriminator([fake, d_condition, text], training=True)
+                d_fake_for_g = to_float32(discriminator([fake, d_condition, text], training=True))
             g_loss = average(generator_loss(d_fake_for_g), global_batch_size)
-        variables = generator.trainable_variables
-        g_optimizer.apply_gradients(zip(tape.gradient(g_loss, variables), variables))
+        minimize(g_optimizer, tape, g_loss, generator.trainable_variables)
         del tape
         losses = {"d_loss": d_loss, "g_loss": g_loss, "d_real": average(ops.sigmoid(d_real), global_batch_size),
                   "d_fake": average(ops.sigmoid(d_fake), global_batch_size)}
@@ -345,22 +353,20 @@ class Gawwn(CoordinateGan):
 
         def criticise(parts):
             if joint:
-                return ops.split(critic([ops.concatenate(parts, 0), ops.concatenate([text] * len(parts), 0)],
-                                        training=True), len(parts), axis=0)
-            return [critic([p, text], training=True) for p in parts]
+                return ops.split(to_float32(critic([ops.concatenate(parts, 0), ops.concatenate([text] * len(parts), 0)],
+                                                   training=True)), len(parts), axis=0)
+            return [to_float32(critic([p, text], training=True)) for p in parts]
 
         with tf.GradientTape(persistent=True) as tape:
-            fake = completer([z, text, given], training=True)
+            fake = to_float32(completer([z, text, given], training=True))
             d_real, d_fake = criticise([real, fake])
             # main_gen_keypoints.lua: real and fake weigh 1 each, targets 1 and 0, no label smoothing.
             d_loss = average(discriminator_loss(d_real, None, d_fake, cls_weight=0.0), global_batch_size)
             with tape.stop_recording():
-                variables = critic.trainable_variables
-                self.kd_optimizer.apply_gradients(zip(tape.gradient(d_loss, variables), variables))
+                minimize(self.kd_optimizer, tape, d_loss, critic.trainable_variables)
             d_fake_for_g = d_fake if self.config.model.reuse_d_forward else criticise([real, fake])[1]
             g_loss = average(generator_loss(d_fake_for_g), global_batch_size)
-        variables = completer.trainable_variables
-        self.kg_optimizer.apply_gradients(zip(tape.gradient(g_loss, variables), variables))
+        minimize(self.kg_optimizer, tape, g_loss, completer.trainable_variables)
         del tape
         return {"keypoint_d_loss": d_loss, "keypoint_g_loss": g_loss}
 

@@ -27,6 +27,7 @@ from keras import ops
 from tfcoord.layers.box_warp import BoxWarp
 from tfcoord.models.gawwn.blocks import batch_norm, conv, deconv, linear, tile_vector
 from tfcoord.models.gawwn.config import MAP_SIZE
+from tfcoord.training.precision import to_float32
 
 S = MAP_SIZE
 
@@ -87,7 +88,9 @@ def _upsample_to_rgb(x, channels, name, cfg):
     for width in channels:
         x = _relu(batch_norm(name("bn"))(_up2(cfg, width, name("deconv"))(x)))
     # As a sub-pixel conv: mobile deconvolution kernels are slow for 3 output channels.
-    return ops.tanh(_up2(cfg, 3, name("to_rgb"), lowering="subpixel")(x))
+    rgb = ops.tanh(_up2(cfg, 3, name("to_rgb"), lowering="subpixel")(x))
+    # Images leave G in float32 under mixed precision (train.precision); no extra op in float32 graphs.
+    return to_float32(rgb)
 
 
 def box_generator(cfg, text_dim: int, name="box_generator"):

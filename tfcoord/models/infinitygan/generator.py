@@ -22,6 +22,7 @@ from keras import ops
 
 from tfcoord.layers.modulated_conv import ModulatedConv2D, PaddingFreeToRGB, center_crop
 from tfcoord.layers.stylegan import MappingNetwork, NoiseInjection, fused_leaky_relu
+from tfcoord.training.precision import to_float32
 
 
 @keras.saving.register_keras_serializable(package="tfcoord")
@@ -170,7 +171,8 @@ class TextureSynthesizer(keras.layers.Layer):
             h = self.convs[2 * b](h, conv_styles[2 * b], noise=noises[2 * b])
             h = self.convs[2 * b + 1](h, conv_styles[2 * b + 1], noise=noises[2 * b + 1])
             rgb = to_rgb(h, rgb_styles[b], skip=rgb)
-        return rgb
+        # Images leave G in float32 whatever the precision it computes in (train.precision).
+        return to_float32(rgb)
 
     def call(self, structure_latent, style, noises=None):
         """RGB with one style for every layer: ``style`` (B, D) w, or (B, n_latent, D) w+."""

@@ -29,6 +29,7 @@ from tfcoord.models.infinitygan.discriminator import build_discriminator
 from tfcoord.models.infinitygan.generator import build_generator
 from tfcoord.training.ema import update_moving_average
 from tfcoord.training.optimizers import PyTorchAdam
+from tfcoord.training.precision import input_gradient, loss_scaled, scaled_gradients, to_float32
 
 PASSES = ("d", "g", "path")  # generator forwards of one step, each with its own random inputs
 
@@ -48,7 +49,8 @@ def average(per_example, global_batch_size: int):
 
 def apply(optimizer, tape, loss, variables):
     """One optimizer update; variables a regulariser does not reach (e.g. D's last bias under R1) are skipped."""
-    pairs = [(g, v) for g, v in zip(tape.gradient(loss, variables), variables) if g is not None]
+    gradients = scaled_gradients(tape, loss, variables, optimizer)  # loss-scaled under mixed_float16
+    pairs = [(g, v) for g, v in zip(gradients, variables) if g is not None]
     optimizer.apply_gradients(pairs)
 
 
@@ -75,15 +77,18 @@ class InfinityGan(CoordinateGan):
 
     def build_networks(self):
         """The EMA generator only: all that generation and export use (saves the memory of G and D)."""
-        self.generator_ema = build_generator(self.config.model, name="generator_ema")
+        with self.dtype_policy_scope():  # train.precision
+            self.generator_ema = build_generator(self.config.model, name="generator_ema")
 
     def build_all_networks(self):
         """G, its EMA copy, D and D's coordinate head (training, conversion)."""
         cfg = self.config.model
-        self.generator = build_generator(cfg, name="generator")
-        self.generator_ema = build_generator(cfg, name="generator_ema")
-        self.generator_ema.set_weights(self.generator.get_weights())
-        self.discriminator, self.coord_head = build_discriminator(cfg, self.patch_size, self.config.train.batch_size)
+        with self.dtype_policy_scope():  # train.precision
+            self.generator = build_generator(cfg, name="generator")
+            self.generator_ema = build_generator(cfg, name="generator_ema")
+            self.generator_ema.set_weights(self.generator.get_weights())
+            self.discriminator, self.coord_head = build_discriminator(cfg, self.patch_size,
+                                                                      self.config.train.batch_size)
 
     def build(self):
         self.build_all_networks()
@@ -101,7 +106,9 @@ class InfinityGan(CoordinateGan):
             return PyTorchAdam(optim.lr * ratio, beta_1=optim.beta_1 ** ratio, beta_2=optim.beta_2 ** ratio,
                                epsilon=optim.epsilon)
 
-        self.g_optimizer, self.d_optimizer = adam(loss.path_every), adam(loss.r1_every)
+        # Loss-scaled under mixed_float16 (tfcoord.training.precision).
+        self.g_optimizer = loss_scaled(adam(loss.path_every), self.precision)
+        self.d_optimizer = loss_scaled(adam(loss.r1_every), self.precision)
         self.g_optimizer.build(self.g_variables())
         self.d_optimizer.build(self.d_variables())
         # Running mean of the path lengths (identical on every replica: computed from all-reduced values).
@@ -233,9 +240,10 @@ class InfinityGan(CoordinateGan):
         return patches, batch["real_ac_targets"]
 
     def _discriminate(self, images):
+        """D's logits and predicted coordinates, in float32 (the losses' dtype whatever train.precision)."""
         logits, features = self.discriminator(images, training=True)
-        predicted = self.coord_head(features) if self.coord_head is not None else None
-        return logits, predicted
+        predicted = to_float32(self.coord_head(features)) if self.coord_head is not None else None
+        return to_float32(logits), predicted
 
     def _coordinate_term(self, predicted, target):
         if predicted is None or not self.config.loss.coord_weight:
@@ -287,8 +295,8 @@ class InfinityGan(CoordinateGan):
                 with tf.GradientTape() as inner:
                     inner.watch(real)
                     logits, _ = self.discriminator(real, training=True)
-                    logit_sum = ops.sum(logits)
-                penalty = losses.r1_penalty(inner.gradient(logit_sum, real))
+                    logit_sum = ops.sum(to_float32(logits))
+                penalty = losses.r1_penalty(input_gradient(inner, logit_sum, real, self.d_optimizer))
                 r1_loss = average(loss_cfg.r1_gamma / 2.0 * loss_cfg.r1_every * penalty, global_batch_size)
             apply(self.d_optimizer, tape, r1_loss, r1_variables)
             out["r1"] = average(penalty, global_batch_size)
@@ -301,7 +309,8 @@ class InfinityGan(CoordinateGan):
             adversarial = losses.g_nonsaturating(fake_logits)
             g_loss = average(adversarial + self._coordinate_term(fake_coords, fake_targets), global_batch_size)
             if loss_cfg.diversity_weight:
-                diversity = losses.diversity_loss(batch["g_local_latent"], structure, loss_cfg.diversity_distance)
+                diversity = losses.diversity_loss(batch["g_local_latent"], to_float32(structure),
+                                                  loss_cfg.diversity_distance)
                 g_loss = g_loss + loss_cfg.diversity_weight * diversity
                 out["diversity"] = diversity
         apply(self.g_optimizer, tape, g_loss, g_variables)
@@ -330,7 +339,7 @@ class InfinityGan(CoordinateGan):
                 rgb = texture(structure, styles, self._noises(half, "path"))
                 noise = half["path_image_noise"] / float(np.sqrt(self.patch_size * self.patch_size))
                 projected = ops.sum(rgb * noise)
-            lengths = losses.path_lengths(inner.gradient(projected, styles))
+            lengths = losses.path_lengths(to_float32(input_gradient(inner, projected, styles, self.g_optimizer)))
             totals = losses.replica_sum(ops.stack([ops.sum(lengths), ops.cast(ops.shape(lengths)[0], "float32")]))
             path_mean = self.mean_path_length + loss_cfg.path_decay * (totals[0] / totals[1] - self.mean_path_length)
             penalty = ops.square(lengths - path_mean)

@@ -33,6 +33,7 @@ from tfcoord.models.base import CoordinateGan, step_seed
 from tfcoord.models.gawwn.model import average, gather_features
 from tfcoord.models.gawwn.text_encoder import (CharCnnGru, ImageEncoder, joint_embedding_loss,
                                                structured_joint_embedding_loss)
+from tfcoord.training.precision import loss_scaled, minimize, to_float32
 
 FEATURE_IMAGE_SIZE = 16  # with --image-features the images are not used: decode them small
 EVALUATION_SEED_OFFSET = 7919  # zero-shot evaluation images come from another stream than training's
@@ -107,6 +108,10 @@ class TextEncoderModel(CoordinateGan):
         return (size, size)
 
     def build_networks(self):
+        with self.dtype_policy_scope():  # train.precision
+            self._build_networks()
+
+    def _build_networks(self):
         cfg = self.config.model
         self.text_encoder = CharCnnGru(cfg.embedding_dim, cfg.cnn_channels, cfg.doc_length, final_pool=cfg.final_pool,
                                        average_states=cfg.average_states, name="text_encoder")
@@ -131,7 +136,8 @@ class TextEncoderModel(CoordinateGan):
         if optim.decay_every:
             rate = keras.optimizers.schedules.ExponentialDecay(optim.lr, optim.decay_every, optim.lr_decay,
                                                                staircase=True)
-        self.optimizer = keras.optimizers.RMSprop(rate, rho=0.99, epsilon=1e-8)
+        # Loss-scaled under mixed_float16 (tfcoord.training.precision).
+        self.optimizer = loss_scaled(keras.optimizers.RMSprop(rate, rho=0.99, epsilon=1e-8), self.precision)
         self.optimizer.build(self.variables())
         self._probe = None
 
@@ -202,8 +208,9 @@ class TextEncoderModel(CoordinateGan):
         labels, loss_cfg = batch["label"], self.config.loss
         weights = self.trained_class(labels)
         with tf.GradientTape() as tape:
-            text = self.text_encoder(self._chosen_tokens(batch), training=True)
-            image = self.image_embedding(batch, training=True)
+            # The embeddings' losses in float32 whatever train.precision.
+            text = to_float32(self.text_encoder(self._chosen_tokens(batch), training=True))
+            image = to_float32(self.image_embedding(batch, training=True))
             all_image, all_text, all_labels = gather_features(image, text, labels)
             all_weights = self.trained_class(all_labels)
             if loss_cfg.objective == "sje":
@@ -217,7 +224,7 @@ class TextEncoderModel(CoordinateGan):
             # The global mean over the trained examples (held-out ones count as absent).
             scale = global_batch_size / tf.maximum(tf.reduce_sum(all_weights), 1.0)
             loss = average(per_example * scale, global_batch_size)
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        minimize(self.optimizer, tape, loss, variables)
         return {"loss": loss, "accuracy": average(correct * weights * scale, global_batch_size)}
 
     # -- evaluation and use ----------------------------------------------------------------
