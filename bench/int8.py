@@ -4,8 +4,10 @@
     python -m bench.int8 runs/defaults/cips runs/defaults/cocogan runs/defaults/infinitygan runs/defaults/gawwn
 
 Each run is exported as a float32 and an int8 TFLite file (batch 1, the patch of its serving
-description; int8 calibrated on tiles of seeds 0-63). Accuracy: PSNR (peak-to-peak 2) and max abs
-difference against Keras over 16 held-out tiles (canvases of seeds 1000+, as a client tiles them).
+description; int8 calibrated on tiles of seeds 0-63; GAWWN also on 64 conditions of its run's data,
+its box/keypoint geometry kept float32). Accuracy: PSNR (peak-to-peak 2) and max abs
+difference against Keras over 16 held-out tiles (canvases of seeds 1000+, as a client tiles them;
+GAWWN: 16 conditions of its data from element 1000 and 16 random ones).
 Latency: median ms per patch over 100 calls each, the two files taking turns in blocks
 (bench.export's median_ms), 2 threads. The ops left
 in float32 (no int8 kernel) are listed. Goal (issue 19): PSNR >= 25 dB on the tiny presets.
@@ -54,7 +56,8 @@ def measure(run_dir: Path) -> dict:
                                                                for spec in function.input_signature])["rgb"])
                          for tile in tiles]
         row = {"run": str(run_dir), "model": model.config.model_type, "preset": model.config.preset,
-               "checkpoint": Path(checkpoint).name, "float_ops": ", ".join(sidecar["tflite"]["float_ops"]) or "-"}
+               "checkpoint": Path(checkpoint).name, "float_ops": ", ".join(sidecar["tflite"]["float_ops"]) or "-",
+               "calibration": sidecar["tflite"]["calibration"]}
         for quantize, runner in runners.items():
             errors = [np.asarray(runner(**tile)["rgb"], "float64") - out for tile, out in zip(tiles, keras_outputs)]
             mse = float(np.mean([np.mean(np.square(e)) for e in errors]))
