@@ -16,7 +16,7 @@ the max abs difference and PSNR (peak-to-peak 2) against Keras eager over 16 hel
 patches made as a client makes them (export.tflite.representative_inputs from seed 1000: tiles
 of whole canvases; GAWWN: 16 conditions of the run's data and 16 random ones). Another process
 per model renders a canvas with export.client through the gRPC
-and REST stand-in servers (export/testing.py, in the same process), the local SavedModel
+and REST stand-in servers (tests/support/serving.py, in the same process), the local SavedModel
 and a TFLite file with the client's batch, and reports tiles per second (not with ``--run`` or
 ``--model``, which time the per-patch paths only). Goals: TFLite float32 at least 3x faster per
 patch than the SavedModel signature (issue 6), at least 1.5x on every preset (issue 19), and full
@@ -57,7 +57,7 @@ MODULES = ("keras", "ai_edge_litert.interpreter", "export.saved_model", "export.
 def build_run(model_type, preset, overrides, run_dir):
     import keras
 
-    from export.testing import write_run
+    from tests.support.serving import write_run
     from tfcoord.config import load_config
     from tfcoord.models import model_class, section_classes
 
@@ -165,9 +165,9 @@ def client_workload(model_type, preset, overrides, width, height, batch, in_flig
     from export.client import render
     from export.saved_model import export_saved_model
     from export.example_inputs import patch_size
-    from export.testing import ModelStore, grpc_server, rest_server
     from export.tflite import export_tflite
     from export.tiling import TilePlan
+    from tests.support.serving import ModelStore, grpc_server, rest_server
 
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)

@@ -30,7 +30,7 @@ def make_run(run_dir, model_type="cocogan", preset="tiny", overrides=(), train_s
     """A run directory (config.yaml + checkpoint) of a freshly built model after ``train_steps`` steps."""
     import tensorflow as tf
 
-    from export.testing import write_run
+    from tests.support.serving import write_run
     from tfcoord.config import load_config
     from tfcoord.models import model_class, section_classes
 

@@ -12,8 +12,8 @@ from tensorflow_serving.apis import prediction_log_pb2, prediction_service_pb2_g
 from export import c_api
 from export.c_api import CApiError, SavedModelSession
 from export.server_files import WARMUP_FILE, tile_batch, warmup_signatures
-from export.testing import ModelStore, grpc_server
 from export_cases import example_inputs, exported  # noqa: F401 (fixture)
+from tests.support.serving import ModelStore, grpc_server
 
 TOLERANCE = 1e-5
 # Plus a few float32 ULPs of the value: CIPS's rgb is not squashed, and the tiny runs reach |x| = 16.6 after one

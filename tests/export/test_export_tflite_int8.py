@@ -69,7 +69,7 @@ def variance_preserving_gawwn_run(run_dir, conditioning: str):
     """A tiny GAWWN run whose sampling generator has He-initialised kernels (seed 0) and a to-RGB kernel 3 x
     larger: its images vary with the conditions over most of [-1, 1], as a trained run's do, which the official
     N(0, 0.02) initialisation (near-constant images) does not show."""
-    from export.testing import write_run
+    from tests.support.serving import write_run
     from tfcoord.config import load_config
     from tfcoord.models import model_class, section_classes
 

@@ -1,4 +1,4 @@
-"""In-process stand-ins for ``tensorflow_model_server`` (tests and benchmarks; tensorflow.md §14).
+"""In-process stand-ins for ``tensorflow_model_server`` (tests and benchmarks only; tensorflow.md §14).
 
 The real server cannot be installed here, so these run the SavedModel's signatures
 behind the same two APIs and error conventions:
