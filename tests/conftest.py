@@ -11,12 +11,22 @@ SHARED = REPO.parent / "shared"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def run_module(module, *args, env=None, cwd=None, timeout=600):
-    """Run ``python -m module args`` in a fresh process; returns the CompletedProcess."""
+def run_module(module, *args, env=None, cwd=None, timeout=600, python_prefix=None, preexec_fn=None):
+    """Run ``python -m module args`` in a fresh process; returns the CompletedProcess.
+
+    ``python_prefix`` is Python code run first in that process (e.g. installing a fault from
+    tests/support/faults.py).
+    """
     full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True,
-                          env=full_env, cwd=cwd, timeout=timeout)
+    if python_prefix:
+        code = f"{python_prefix}\nimport runpy, sys\nsys.argv = {[module, *map(str, args)]!r}\n" \
+               f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)"
+        command = [sys.executable, "-c", code]
+    else:
+        command = [sys.executable, "-m", module, *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout,
+                          preexec_fn=preexec_fn)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import tensorflow as tf
 from PIL import Image
 
 from conftest import run_module
+from tests.support.faults import child_prefix
 
 
 def logged_steps(run_dir):
@@ -119,7 +120,7 @@ def test_sigterm_saves_a_checkpoint_and_stops(tmp_path, tiny_train_args):
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_train_args):
     run = tmp_path / "run"
     result = run_module("tfcoord.train", *tiny_train_args, "--steps", "8", "--set", "train.checkpoint_every=3",
-                        "--out", run, env={"TFCOORD_FAULT_NAN_AT_STEP": "5"})
+                        "--out", run, python_prefix=child_prefix("nan_images_at_step(5)"))
     assert result.returncode == 2
     assert "non-finite loss at step 5" in result.stderr and "step 3" in result.stderr
     assert "Traceback" not in result.stderr

@@ -15,10 +15,10 @@ from PIL import Image
 from tiny_run import (TINY_ARGS, copy_run, fake_extractor_env, odd_image_folder, one_error_line,  # noqa: F401
                       run_module, trained_run)
 
-from tfcoord.training.checkpoints import FAULT_KILL_IN_CHECKPOINT_ENV, listed_checkpoints, verify_files
+from tests.support.faults import child_prefix
+from tfcoord.training.checkpoints import listed_checkpoints, verify_files
 
 RELIABILITY = Path(__file__).resolve().parent
-NAN_ENV = "TFCOORD_FAULT_NAN_AT_STEP"
 
 
 def checkpoint_steps(run):
@@ -55,7 +55,7 @@ def resume(run, steps, *extra, env=None, **kwargs):
 def test_sigkill_during_a_checkpoint_write_keeps_the_earlier_checkpoints(trained_run, tmp_path):
     run = copy_run(trained_run, tmp_path / "run")
     before = snapshot(run)
-    killed = resume(run, 6, env={FAULT_KILL_IN_CHECKPOINT_ENV: "6"})
+    killed = resume(run, 6, python_prefix=child_prefix("kill_while_writing_checkpoint(6)"))
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert Path(run, "checkpoints", "ckpt-6.index").exists()  # the bundle was written ...
     assert checkpoint_steps(run) == [2, 4]  # ... but never listed: no half-written checkpoint is visible
@@ -139,7 +139,7 @@ def test_truncated_checkpoint_without_manifests_falls_back(trained_run, tmp_path
 
 def test_nan_with_restore_reloads_the_last_checkpoint_and_halves_the_learning_rates(trained_run, tmp_path):
     run = copy_run(trained_run, tmp_path / "run")
-    result = resume(run, 7, "--set", "train.on_nonfinite=restore", env={NAN_ENV: "6"})
+    result = resume(run, 7, "--set", "train.on_nonfinite=restore", python_prefix=child_prefix("nan_images_at_step(6)"))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "non-finite loss at step 6" in result.stderr and "restored the checkpoint of step 4" in result.stderr
     events = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if "event" in line]

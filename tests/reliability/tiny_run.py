@@ -5,37 +5,19 @@ feature extractor, so the run also holds ``checkpoints/best/``. Tests copy it be
 damaging anything.
 """
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import run_module  # the reliability tests import it from here too
+
 TESTS = Path(__file__).resolve().parents[1]
 METRICS_TESTS = TESTS / "metrics"
 TINY_ARGS = ["--model", "cocogan", "--batch-size", "4", "--set", "model.ngf=8", "--set", "model.ndf=8",
              "--set", "log.progress_bar=false", "--set", "log.num_samples=4"]
-
-
-def run_module(module, *args, env=None, cwd=None, timeout=600, python_prefix=None, preexec_fn=None):
-    """``python -m module args`` in a fresh process (as tests/conftest.py's run_module).
-
-    ``python_prefix`` is Python code run first in that process (e.g. installing a fault shim).
-    """
-    full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
-    full_env.update(env or {})
-    if python_prefix:
-        code = f"{python_prefix}\nimport runpy, sys\nsys.argv = {[module, *map(str, args)]!r}\n" \
-               f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)"
-        command = [sys.executable, "-c", code]
-    else:
-        command = [sys.executable, "-m", module, *map(str, args)]
-    return subprocess.run(command, capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout,
-                          preexec_fn=preexec_fn)
 
 
 def one_error_line(result) -> str:

@@ -32,7 +32,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import sys
 from pathlib import Path
 
@@ -45,9 +44,6 @@ from tfcoord.fileio import atomic_write_text, describe_write_error, fsync_direct
 STATE_FILE = "checkpoint"
 MANIFEST_SUFFIX = ".manifest.json"
 QUARANTINE_FOLDER = "corrupt"
-# Reliability tests kill the process in the middle of writing this step's checkpoint
-# (bundle written, manifest and list not yet updated), as a power cut would.
-FAULT_KILL_IN_CHECKPOINT_ENV = "TFCOORD_FAULT_KILL_IN_CHECKPOINT_AT_STEP"
 _PREFIX = re.compile(r"^ckpt-(\d+)$")
 # Key part of the loss-scale state of a LossScaleOptimizer (train.precision=mixed_float16): checkpoints
 # of other precisions lack it, and a run in another precision has no use for it (see CheckpointKeeper).
@@ -304,8 +300,6 @@ class CheckpointKeeper:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             self.checkpoint.write(prefix)
-            if os.environ.get(FAULT_KILL_IN_CHECKPOINT_ENV) == str(step):
-                os.kill(os.getpid(), signal.SIGKILL)
             write_manifest(prefix)
             kept = ([p for p in self.prefixes if p != prefix] + [prefix])[-self.max_to_keep:]
             write_list(self.directory, kept)

@@ -25,7 +25,6 @@ import contextlib
 import hashlib
 import json
 import math
-import os
 import re
 import shutil
 import signal
@@ -48,8 +47,6 @@ from tfcoord.training.cluster import cluster_role
 from tfcoord.training.precision import inner_optimizer
 from tfcoord.training.strategy import make_strategy
 
-# Reliability tests poison the batch at this step to check the non-finite-loss stop.
-FAULT_NAN_STEP_ENV = "TFCOORD_FAULT_NAN_AT_STEP"
 SAMPLE_SEED = 1234  # sample grids always show the same latents
 
 
@@ -108,7 +105,6 @@ class Trainer:
             raise UserError(f"train.batch_size ({self.global_batch}) must be divisible by the number of "
                             f"replicas ({replicas}); try --batch-size {replicas * max(1, self.global_batch // replicas)}")
         self._stop_signal = None
-        self._faults_fired = set()
         self._restores = 0
         self.evaluation = None
         self.best = None
@@ -259,12 +255,12 @@ class Trainer:
             # MirroredStrategy (merge_call inside control flow is unsupported).
             variant_kwargs = {} if variant is None else {"variant": variant}
 
-            def replica_step(batch, poison):
-                return model.train_step(dict(batch, image=batch["image"] + poison), batch_size, **variant_kwargs)
+            def replica_step(batch):
+                return model.train_step(batch, batch_size, **variant_kwargs)
 
             @tf.function
-            def train_step(batch, poison):  # never jit_compile on the distributed path (P15)
-                losses = strategy.run(replica_step, args=(batch, poison))
+            def train_step(batch):  # never jit_compile on the distributed path (P15)
+                losses = strategy.run(replica_step, args=(batch,))
                 losses = {name: strategy.reduce("SUM", value, axis=None) for name, value in losses.items()}
                 model.after_step()
                 return losses
@@ -274,15 +270,10 @@ class Trainer:
         compiled = {}
 
         def distributed_step(batch, step):
-            fault = os.environ.get(FAULT_NAN_STEP_ENV)
-            poison = 0.0
-            if fault and int(fault) == step and step not in self._faults_fired:  # once, like a real glitch
-                self._faults_fired.add(step)
-                poison = math.nan
             variant = model.step_variant(step)
             if variant not in compiled:
                 compiled[variant] = compile_step(variant)
-            return compiled[variant](batch, tf.constant(poison))
+            return compiled[variant](batch)
 
         return distributed_step
 
