@@ -118,13 +118,7 @@ def tfcoord_case(model: str, quick: bool, precision: str = "float32"):
         from tfcoord.models.cips.generator import build_generator
 
         g, side = build_generator(cfg), cfg.size
-        if precision == "bf16":
-            # Coordinates stay float32 (mixed precision is not in tfcoord yet, issue 20 item 2): in bf16
-            # (8-bit mantissa) the embedding's texel positions and flat gather indices (up to 65535 at
-            # 256) round to neighbouring texels or past the table, and JAX's gather fills those with NaN.
-            for layer in (g.fourier, g.embedding):
-                if layer is not None:
-                    layer.dtype_policy = "float32"
+        # Under bf16 the coordinate layers stay float32: the library's mixed-precision rule (train.precision).
         grid = np.asarray(cips_tile_coords(0, 0, side, side, side, side), "float32")
 
         def inputs(batch, rng):
@@ -295,7 +289,8 @@ def tfcoord_worker(spec: dict) -> None:
                                         lambda out: out.block_until_ready(), quick)
                     flops = _flops(lowered)
                     emit({**base, "compile_s": compile_s, **timing, "output_shape": list(out.shape),
-                          "output_dtype": str(out.dtype), "output_finite": bool(np.isfinite(
+                          "output_dtype": str(out.dtype),
+                          "compute_dtype": network.dtype_policy.compute_dtype, "output_finite": bool(np.isfinite(
                               np.asarray(out, "float32")).all()),
                           "xla_gflop_per_item": flops / batch / 1e9 if flops else None})
                 except Exception as error:  # e.g. out of memory: record it, go on with the others

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from export.server_files import BATCHING_FILE, WARMUP_FILE, batching_parameters_text, write_warmup_requests
 from tfcoord import cli
+from tfcoord.config import PRECISIONS
 from tfcoord.errors import UserError
 
 DESCRIPTION_ASSET = "tfcoord_model.json"
@@ -226,7 +227,7 @@ def parse_args(argv=None):
     parser.add_argument("--batching", action="store_true",
                         help=f"also write OUT/{BATCHING_FILE} (TF Serving --batching_parameters_file), "
                              "chosen from the model's tile batch")
-    parser.add_argument("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"), default="float32",
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32",
                         help="compute dtype policy of the exported generator (variables and images stay float32; "
                              "for TFLite use python -m export.tflite --quantize float16)")
     args = parser.parse_args(argv)

@@ -37,7 +37,9 @@ def test_quick_run_times_every_generator_without_tensorflow_or_official_code(tmp
     for row in generators:
         assert "error" not in row, row
         assert row["side"] == "tfcoord" and row["s_per_call"] > 0 and row["output_finite"], row
-        assert row["output_dtype"] == ("bfloat16" if row["precision"] == "bf16" else "float32"), row
+        # bf16 computes in bfloat16 and, as every tfcoord generator under mixed precision, returns float32 images.
+        assert row["compute_dtype"] == ("bfloat16" if row["precision"] == "bf16" else "float32"), row
+        assert row["output_dtype"] == "float32", row
     assert {r["precision"] for r in payload["rows"] if r["kind"] == "matmul"} == {"float32", "tf32", "bf16"}
     assert [r["kind"] for r in payload["rows"]].count("profile") == 1
     assert all(r["implementation"] == "tfcoord, Keras-JAX" and r["per_s"] > 0 for r in payload["table"])

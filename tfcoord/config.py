@@ -31,6 +31,11 @@ import yaml
 
 from tfcoord.errors import UserError
 
+# train.precision, generate --precision and export.saved_model --precision (tfcoord.training.precision says
+# what each keeps in float32). Here, not there, so that command lines list them without importing Keras.
+Precision = Literal["float32", "mixed_bfloat16", "mixed_float16"]
+PRECISIONS = typing.get_args(Precision)
+
 CONFIG_ROOT_CANDIDATES = (
     Path(__file__).resolve().parent.parent / "configs",  # source checkout / editable install
     Path(__file__).resolve().parent / "configs",  # regular install (package_dir mapping)
@@ -98,7 +103,7 @@ class TrainConfig:
     # Layers compute in float32, or in bfloat16 / float16 with float32 master weights, optimiser state,
     # EMA, losses and normalisation statistics (tfcoord.training.precision); float16 adds Keras's dynamic
     # loss scaling. Checkpoints are float32 in every precision. Runs saved before the key trained in float32.
-    precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = "float32"
+    precision: Precision = "float32"
     checkpoint_every: int = bounded(500, min=1)
     keep_checkpoints: int = bounded(3, min=1)
     # Restore network weights (not optimizer state or step) from another run before training,

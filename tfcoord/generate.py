@@ -19,10 +19,9 @@ import sys
 from pathlib import Path
 
 from tfcoord import cli
-from tfcoord.config import read_yaml
+from tfcoord.config import PRECISIONS, read_yaml
 from tfcoord.errors import UserError
 from tfcoord.models import MODELS, check_model_name
-from tfcoord.training.precision import PRECISIONS
 
 MAX_IMAGES = 10_000
 

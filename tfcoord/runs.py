@@ -17,7 +17,7 @@ def load_run(run_dir, precision: str = "float32"):
     export.saved_model), float32 by default whatever the run trained in: checkpoints hold float32
     weights in every precision. Returns ``(model, checkpoint_path)``.
     """
-    from tfcoord.training.precision import PRECISIONS
+    from tfcoord.config import PRECISIONS
 
     if precision not in PRECISIONS:
         raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")

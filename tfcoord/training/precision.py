@@ -25,7 +25,8 @@ import contextlib
 import keras
 from keras import ops
 
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+from tfcoord.config import PRECISIONS
+
 
 
 def compute_dtype(precision: str) -> str:
