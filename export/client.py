@@ -41,8 +41,8 @@ import numpy as np
 
 from tfcoord import cli
 from tfcoord.errors import UserError
+from tfcoord.generation.tiles import check_side
 
-MAX_SIDE = 1 << 20  # as the canvas engine; the format's own limit (PNG: 32,767) is checked too
 FORMATS = {".png": "png", ".tif": "tiff", ".tiff": "tiff", ".dzi": "dzi"}
 MAX_BATCH = 4096
 MAX_IN_FLIGHT = 256
@@ -191,9 +191,8 @@ def parse_args(argv=None):
 
 
 def check_arguments(args) -> None:
-    for name in ("width", "height"):
-        if not 1 <= getattr(args, name) <= MAX_SIDE:
-            raise UserError(f"--{name} must be between 1 and {MAX_SIDE} pixels, got {getattr(args, name)}")
+    for name in ("width", "height"):  # the canvas engine's limit; the format's own (PNG: 32,767) is checked below
+        check_side(f"--{name}", getattr(args, name))
     if not 1 <= args.batch <= MAX_BATCH:
         raise UserError(f"--batch must be between 1 and {MAX_BATCH} tiles, got {args.batch}")
     if not 1 <= args.max_in_flight <= MAX_IN_FLIGHT:

@@ -3,8 +3,9 @@
 A description (``assets/tfcoord_model.json``, the ``describe`` signature, or the JSON
 next to a ``.tflite`` file; see :meth:`tfcoord.models.base.CoordinateGan.serving_description`)
 says which signature renders one tile, the tile size, and how to build each input of tile
-(i, j). :class:`TilePlan` covers a W x H canvas with tiles at multiples of the stride
-(``tiling.stride``, default the tile size) and places the trained tile grid on it by the
+(i, j). :class:`TilePlan` covers a W x H canvas with the shared planner's
+:class:`~tfcoord.generation.tiles.TileGrid`: tiles at multiples of the stride
+(``tiling.stride``, default the tile size); it places the trained tile grid on it by the
 description's ``anchor``: ``center`` extends the grid equally on both sides (grid index
 ``i - (rows - native_rows) // 2``), ``start`` keeps grid index 0 at the top/left edge.
 Each tile contributes the ``stride`` pixels from its top-left corner (the last row and
@@ -50,17 +51,16 @@ A model whose inputs need another recipe registers it here.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
 
 import numpy as np
 
 from tfcoord.errors import UserError
+from tfcoord.generation.tiles import CROPS, Tile, TileGrid, panorama_period
 from tfcoord.models.infinitygan.seeding import GENERATORS, SEEDING_OF_GENERATOR, check_seeding, field_window
 
 SUPPORTED_FORMATS = ("tfcoord-serving/1",)
-CROPS = ("end", "center")
 
 
 def cocogan_tile_coordinates(recipe: dict, tile_size, rows, cols, plan=None):
@@ -221,23 +221,6 @@ def draw_latents(recipes: dict, seed: int, seeding: str | None = None) -> dict:
     return latents
 
 
-@dataclasses.dataclass(frozen=True)
-class Tile:
-    row: int  # tile row on the canvas
-    col: int
-    top: int  # image pixel where the tile's contribution starts
-    left: int
-    height: int  # pixels the tile contributes (its stride, cropped at the image edge)
-    width: int
-    crop_top: int = 0  # first pixel of the tile's output that it contributes (> 0: centre crop)
-    crop_left: int = 0
-
-
-def _count(side: int, tile: int, stride: int) -> int:
-    """Tiles at multiples of ``stride`` needed to cover ``side`` pixels with tiles of ``tile`` pixels."""
-    return 1 if side <= tile else math.ceil((side - tile) / stride) + 1
-
-
 class TilePlan:
     """Which tiles a W x H canvas needs and the signature inputs of any batch of them.
 
@@ -255,23 +238,19 @@ class TilePlan:
         # Position-seeded inputs: None = as the description says; "portable" or "legacy" (NumPy's generators,
         # the images of seeds drawn before the portable recipe).
         self.seeding = None if seeding is None else check_seeding(seeding)
-        self.tile_height, self.tile_width = tiling["tile_size"]
-        self.stride_height, self.stride_width = tiling.get("stride", tiling["tile_size"])
-        self.rows = _count(height, self.tile_height, self.stride_height)
-        self.cols = _count(width, self.tile_width, self.stride_width)
+        self.panorama = bool(panorama)
+        self.period_latents = self._panorama_period(tiling) if self.panorama else None
+        self.crop = tiling.get("crop", "end")
+        self.grid = TileGrid(height, width, tiling["tile_size"], tiling.get("stride"), self.crop, self.panorama)
+        self.tile_height, self.tile_width = self.grid.tile
+        self.stride_height, self.stride_width = self.grid.stride
+        self.rows, self.cols = self.grid.rows, self.grid.cols
+        # Top-left pixel of the image inside the pixels the tiles cover (centre crop; a panorama starts at column 0).
+        self.crop_top, self.crop_left = self.grid.offset
         native_rows, native_cols = tiling["native_tiles"]
         anchor_row, anchor_col = tiling["anchor"]
         self.row_offset = (self.rows - native_rows) // 2 if anchor_row == "center" else 0
         self.col_offset = (self.cols - native_cols) // 2 if anchor_col == "center" else 0
-        self.crop = tiling.get("crop", "end")
-        self.panorama = bool(panorama)
-        self.period_latents = self._panorama_period(tiling) if self.panorama else None
-        # Top-left pixel of the image inside the pixels the tiles cover (centre crop; a panorama starts at column 0).
-        self.crop_top = self.crop_left = 0
-        if self.crop == "center":
-            self.crop_top = (self.tile_height + self.stride_height * (self.rows - 1) - height) // 2
-            if not self.panorama:
-                self.crop_left = (self.tile_width + self.stride_width * (self.cols - 1) - width) // 2
         self.recipes = tiling["inputs"]
         self.latents = draw_latents(self.recipes, seed, seeding)
         self.fields = {}  # canvas_field inputs: name -> PositionalField, made on first use
@@ -282,41 +261,19 @@ class TilePlan:
         if not isinstance(tiling.get("panorama"), dict):
             raise UserError(f"the {model} model cannot render a 360 degree panorama tile by tile (its description "
                             "has no 'panorama' section); leave out --panorama")
-        unit = int(tiling["panorama"]["pixels_per_latent"])
-        if self.width % unit:
-            lower, upper = (self.width // unit) * unit, (self.width // unit + 1) * unit
-            hint = f"{lower} or {upper}" if lower else f"{upper}"
-            raise UserError(f"a panorama's width must be a multiple of {unit} px (one latent column, so that the "
-                            f"360 degree canvas closes on itself); got {self.width}, use {hint}")
-        return self.width // unit
+        return panorama_period(self.width, int(tiling["panorama"]["pixels_per_latent"]))
 
     @property
     def num_tiles(self) -> int:
-        return self.rows * self.cols
+        return self.grid.num_tiles
 
     def tiles(self) -> list[Tile]:
         """Every tile, row-major (a list: for huge canvases iterate :meth:`iter_tiles` instead)."""
         return list(self.iter_tiles())
 
     def iter_tiles(self):
-        """Every tile, row-major; the last row and column take what remains of the canvas.
-
-        With a centre crop the tiles cover ``crop_top`` / ``crop_left`` more pixels before the
-        image (and up to as many after it); a tile's ``crop_top`` / ``crop_left`` skip them."""
-        def spans(count, stride, side, offset):
-            # Covered pixels [i * stride, next start) of tile i (the last to the end), shifted into the image.
-            out = []
-            for i in range(count):
-                start = max(i * stride, offset)
-                end = (i + 1) * stride if i + 1 < count else offset + side
-                end = min(end, offset + side)
-                out.append((start - offset, end - start, start - i * stride))
-            return out
-
-        columns = spans(self.cols, self.stride_width, self.width, self.crop_left)
-        for r, (top, height, crop_top) in enumerate(spans(self.rows, self.stride_height, self.height, self.crop_top)):
-            for c, (left, width, crop_left) in enumerate(columns):
-                yield Tile(r, c, top, left, height, width, crop_top, crop_left)
+        """Every tile, row-major (:meth:`~tfcoord.generation.tiles.TileGrid.iter_tiles`)."""
+        return self.grid.iter_tiles()
 
     def grid_indices(self, tiles) -> tuple[np.ndarray, np.ndarray]:
         """Indices of ``tiles`` in the model's tile grid (outside 0 .. native-1 beyond the trained image)."""

@@ -8,10 +8,11 @@ from conftest import run_module
 from export.backends import GrpcBackend, RestBackend, RetryPolicy, SavedModelBackend, TfliteBackend, TransientError
 from export.client import parse_args, render, render_bands
 from export.client import main as client_main
-from export.tiling import Tile, TilePlan
+from export.tiling import TilePlan
 from export_cases import EXPORT_CASES, exported  # noqa: F401 (fixture)
 from tests.support.serving import Failures, ModelStore, grpc_server, rest_server
 from tfcoord.errors import UserError
+from tfcoord.generation.tiles import Tile
 from tfcoord.images import to_uint8
 
 FAST_RETRY = dict(attempts=6, base_delay=0.001, max_delay=0.01)

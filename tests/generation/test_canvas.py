@@ -15,7 +15,8 @@ from PIL import Image
 
 from conftest import run_module
 from tfcoord.errors import UserError
-from tfcoord.generation.canvas import Tile, plan_bands, render_canvas
+from tfcoord.generation.canvas import render_canvas
+from tfcoord.generation.tiles import plan_bands
 from tfcoord.runs import load_run
 
 

@@ -354,7 +354,7 @@ def test_torus_coordinates_have_four_periodic_channels():
 
 # -- the shared canvas engine ------------------------------------------------------------------------------
 def test_canvas_engine_tiles_equal_the_library_canvas(model):
-    from tfcoord.generation.canvas import plan_bands
+    from tfcoord.generation.tiles import plan_bands
 
     height, width = 150, 200
     expected = generate_canvas(model, height, width, seed=9)

@@ -7,21 +7,21 @@ A model that generates by coordinates offers a *renderer* (``model.canvas_render
 * ``default_tile`` — the tile side used when ``--tile`` is not given;
 * ``describe()`` — everything that determines the pixels (checkpoint, seed, options),
   recorded in the manifest so a resumed render is the same render;
-* ``render(tiles)`` — float images in [-1, 1], one per :class:`Tile`. Latents,
-  coordinates and noise are derived from canvas positions and the seed, so a pixel's
+* ``render(tiles)`` — float images in [-1, 1], one per :class:`~tfcoord.generation.tiles.Tile`.
+  Latents, coordinates and noise are derived from canvas positions and the seed, so a pixel's
   value does not depend on tile size, batch size or order.
 
-The engine plans the tiles in horizontal bands, renders each band in batches, and
-stores every finished band atomically as ``<out>.parts/band_NNNNN.npy`` with a
-``manifest.json``. When all bands exist it streams them through the writer (PNG,
-BigTIFF, DZI) into ``<out>`` and removes the parts. Rerunning the same command after
-a kill skips the finished bands, so the output is byte-identical to an uninterrupted
-render. Memory: one band of uint8 pixels plus one batch of tiles in the network.
+The engine plans the tiles in horizontal bands (:func:`~tfcoord.generation.tiles.plan_bands`),
+renders each band in batches, and stores every finished band atomically as
+``<out>.parts/band_NNNNN.npy`` with a ``manifest.json``. When all bands exist it streams
+them through the writer (PNG, BigTIFF, DZI) into ``<out>`` and removes the parts.
+Rerunning the same command after a kill skips the finished bands, so the output is
+byte-identical to an uninterrupted render. Memory: one band of uint8 pixels plus one
+batch of tiles in the network.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -32,26 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from tfcoord.errors import UserError
+from tfcoord.generation.tiles import check_side, plan_bands
 from tfcoord.generation.writers import WRITERS, check_format, estimated_bytes
 from tfcoord.images import to_uint8
-
-MAX_SIDE = 1 << 20  # 1 Mpx per side: a documented sanity limit, far beyond any format's practical size
-
-
-@dataclasses.dataclass(frozen=True)
-class Tile:
-    """A rectangle of the output canvas, in pixels."""
-
-    top: int
-    left: int
-    height: int
-    width: int
-
-
-def plan_bands(width: int, height: int, tile: int) -> list[list[Tile]]:
-    """Row-major tiles of side ``tile`` (smaller at the right and bottom edges), grouped in bands."""
-    return [[Tile(top, left, min(tile, height - top), min(tile, width - left)) for left in range(0, width, tile)]
-            for top in range(0, height, tile)]
 
 
 def choose_tile(renderer, tile: int | None) -> int:
@@ -128,8 +111,7 @@ def render_canvas(renderer, out, width: int, height: int, *, tile: int | None = 
 
     Returns the written path (``out``; for DZI the ``.dzi`` file beside ``<stem>_files/``).
     """
-    if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
-        raise UserError(f"canvas sides must be between 1 and {MAX_SIDE} pixels, got {width} x {height}")
+    width, height = check_side("canvas width", width), check_side("canvas height", height)
     if batch < 1:
         raise UserError(f"--batch must be >= 1, got {batch}")
     check_format(fmt, width, height)

@@ -17,9 +17,9 @@ pixels, and layer l's noise canvas has ``size_l + step_l (n - 1)`` samples.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 from tfcoord.errors import UserError
+from tfcoord.generation.tiles import covered_pixels
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,15 +113,9 @@ class PatchGeometry:
                             f"({self.pixels_per_latent} px); raise model.ts_input_size")
 
     # -- canvases ----------------------------------------------------------------------------
-    def patches_for(self, side: int) -> int:
-        """Patches needed along an axis to cover ``side`` pixels: ``1 + ceil((side - P) / step)``."""
-        if side < 1:
-            raise UserError(f"canvas sides must be positive, got {side}")
-        return 1 + max(0, math.ceil((side - self.patch_size) / self.pixel_step))
-
     def canvas_pixels(self, patches: int) -> int:
         """Pixels covered by ``patches`` patches along an axis (the reachable canvas sides)."""
-        return self.patch_size + self.pixel_step * (patches - 1)
+        return covered_pixels(patches, self.patch_size, self.pixel_step)
 
     def canvas_ts_latents(self, patches: int) -> int:
         return self.ts_input_size + self.latent_step * (patches - 1)

@@ -31,6 +31,7 @@ import dataclasses
 import numpy as np
 
 from tfcoord.errors import UserError
+from tfcoord.generation import tiles as planner
 from tfcoord.models.infinitygan import seeding as seedings
 from tfcoord.models.infinitygan.seeding import FIELD_GLOBAL, FIELD_LOCAL, FIELD_NOISE  # noqa: F401 (re-exported)
 
@@ -38,7 +39,6 @@ from tfcoord.models.infinitygan.seeding import FIELD_GLOBAL, FIELD_LOCAL, FIELD_
 # tile is only the cache's unit (every value is a hash of its own position); under the legacy one
 # it is part of the fields' definition, which the serving description passes on (``field_tile``).
 LOCAL_FIELD_TILE, NOISE_FIELD_TILE = 16, 128
-MAX_CANVAS_SIDE = 1 << 20
 
 
 class PositionalField:
@@ -112,46 +112,44 @@ class PositionalField:
 
 @dataclasses.dataclass(frozen=True)
 class CanvasPlan:
-    """Which patches make a ``height`` x ``width`` canvas and where they go (see the module docstring)."""
+    """Which patches make a ``height`` x ``width`` canvas and where they go (see the module docstring):
+    the shared planner's :class:`~tfcoord.generation.tiles.TileGrid` of patches at the patch stride,
+    centre-cropped."""
 
     geometry: object  # PatchGeometry
     height: int
     width: int
     panorama: bool = False
     period_width: int | None = None  # panorama period in px (default: the width)
+    grid: planner.TileGrid = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        for name, side in (("height", self.height), ("width", self.width)):
-            if not isinstance(side, (int, np.integer)) or side < 1 or side > MAX_CANVAS_SIDE:
-                raise UserError(f"canvas {name} must be an integer between 1 and {MAX_CANVAS_SIDE}, got {side!r}")
-        unit = self.geometry.pixels_per_latent
-        period = self.period_width or self.width
-        if self.panorama and period % unit:
-            lower, upper = (period // unit) * unit, (period // unit + 1) * unit
-            hint = f"{lower} or {upper}" if lower else f"{upper}"
-            raise UserError(f"a panorama's width must be a multiple of {unit} px (one latent column, so that the "
-                            f"360 degree canvas closes on itself); got {period}, use {hint}")
+        g = self.geometry
+        object.__setattr__(self, "grid", planner.TileGrid(self.height, self.width, (g.patch_size,) * 2,
+                                                          (g.pixel_step,) * 2, "center", self.panorama))
+        if self.panorama:
+            planner.panorama_period(self.period_width or self.width, g.pixels_per_latent)
 
     @property
     def rows(self) -> int:
-        return self.geometry.patches_for(self.height)
+        return self.grid.rows
 
     @property
     def cols(self) -> int:
-        return self.geometry.patches_for(self.width)
+        return self.grid.cols
 
     @property
     def num_patches(self) -> int:
-        return self.rows * self.cols
+        return self.grid.num_tiles
 
     @property
     def canvas_height(self) -> int:
         """Pixels the patches cover vertically (>= height: the reachable size rounded up)."""
-        return self.geometry.canvas_pixels(self.rows)
+        return self.grid.covered_height
 
     @property
     def canvas_width(self) -> int:
-        return self.geometry.canvas_pixels(self.cols)
+        return self.grid.covered_width
 
     @property
     def offset(self) -> tuple[int, int]:
@@ -159,8 +157,7 @@ class CanvasPlan:
 
         A panorama starts at canvas column 0, so that image column x is canvas column x and
         columns x and x + period get the same inputs."""
-        left = 0 if self.panorama else (self.canvas_width - self.width) // 2
-        return (self.canvas_height - self.height) // 2, left
+        return self.grid.offset
 
     @property
     def local_rows(self) -> int:
