@@ -2,9 +2,11 @@
 
 One weight set for every model: *all* weights, non-trainable ones included (batch-norm statistics,
 spectral-norm vectors, constant inputs), after G's update, in cross-replica context (tensorflow.md §8.2).
-The training-parity fixtures prove it for the StyleGAN2 family: the official ``accumulate`` walks
-``named_parameters()``, which include InfinityGAN's constant input that tfcoord keeps non-trainable
-(tests/models/test_{cips,infinitygan}_train_parity.py). Models differ only in the decay and its warm-up.
+For the StyleGAN2 family this is the official ``accumulate``, which walks ``named_parameters()``, including
+InfinityGAN's constant input that tfcoord keeps non-trainable. The training-parity fixtures
+(tests/models/test_{cips,infinitygan}_train_parity.py) check the EMA after one step but cannot tell the two weight
+sets apart: g_ema starts equal to g and the non-trainable weights do not move in that step. Models differ only in
+the decay and its warm-up.
 """
 
 from __future__ import annotations
