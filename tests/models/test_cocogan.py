@@ -7,8 +7,9 @@ import tensorflow as tf
 
 from tfcoord.config import load_config
 from tfcoord.coords import merge_patches
+from tfcoord.gan.losses import wasserstein_gradient_penalty as gradient_penalty
 from tfcoord.models import section_classes
-from tfcoord.models.cocogan.model import CocoGan, build_networks, gradient_penalty
+from tfcoord.models.cocogan.model import CocoGan, build_networks
 
 
 def config(preset="tiny", *overrides):

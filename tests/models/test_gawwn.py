@@ -16,7 +16,8 @@ from tfcoord.models import section_classes
 from tfcoord.models.gawwn import networks
 from tfcoord.models.gawwn.blocks import keypoint_maps
 from tfcoord.models.gawwn.config import GawwnConfig
-from tfcoord.models.gawwn.model import Gawwn, bce
+from tfcoord.gan.losses import bce
+from tfcoord.models.gawwn.model import Gawwn
 from tfcoord.models.gawwn.text_encoder import (CharCnnGru, HashedNgramEncoder, joint_embedding_loss,
                                                steps_after_cnn)
 

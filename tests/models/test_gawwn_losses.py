@@ -19,7 +19,8 @@ import tensorflow as tf
 
 from tfcoord.config import load_config
 from tfcoord.models import section_classes
-from tfcoord.models.gawwn.losses import discriminator_loss, generator_loss
+from tfcoord.gan.losses import gan_cls_discriminator_loss as discriminator_loss
+from tfcoord.gan.losses import gan_cls_generator_loss as generator_loss
 from tfcoord.models.gawwn.model import Gawwn
 
 # --- NumPy transcription of the official losses --------------------------------------------

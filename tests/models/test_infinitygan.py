@@ -12,8 +12,8 @@ from conftest import SHARED
 from tfcoord.config import load_config
 from tfcoord.coords import InfinityGanCoordinates
 from tfcoord.errors import UserError
+from tfcoord.gan import regularizers
 from tfcoord.models import section_classes
-from tfcoord.models.infinitygan import losses
 from tfcoord.models.infinitygan.config import InfinityGanConfig
 from tfcoord.models.infinitygan.geometry import PatchGeometry
 from tfcoord.models.infinitygan.infinite import (CanvasLatents, CanvasPlan, StyleCentre, _renderers, generate_canvas,
@@ -315,14 +315,14 @@ def test_diversity_distances_and_nan_guard():
     pairs = tf.stack([a[0], a[0], a[1], a[1]])
     with tf.GradientTape() as tape:
         tape.watch(pairs)
-        similarity = losses.pair_distance(pairs[0::2], pairs[1::2], "official_angular")
+        similarity = regularizers.pair_distance(pairs[0::2], pairs[1::2], "official_angular")
         total = tf.reduce_sum(similarity)
     assert np.all(np.isfinite(similarity.numpy())) and np.all(np.isfinite(tape.gradient(total, pairs).numpy()))
     np.testing.assert_allclose(similarity.numpy(), 1.0, atol=1e-3)  # a similarity: 1 for identical (quirk I1)
-    l1 = losses.pair_distance(same[0::2], same[1::2], "l1").numpy()
+    l1 = regularizers.pair_distance(same[0::2], same[1::2], "l1").numpy()
     np.testing.assert_allclose(l1, np.mean(np.abs(a[0] - a[1])), rtol=1e-5)
     # Structure distances equal to latent distances give L = 1 / (1 + 1e-5).
-    loss = losses.diversity_loss(a, a, "l1")
+    loss = regularizers.diversity_loss(a, a, "l1")
     np.testing.assert_allclose(float(loss), 1.0 / (1.0 + 1e-5), rtol=1e-6)
 
 

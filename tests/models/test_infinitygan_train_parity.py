@@ -28,7 +28,8 @@ from conftest import SHARED
 from parity_recording import record_updates
 from tfcoord.config import load_config
 from tfcoord.models import section_classes
-from tfcoord.models.infinitygan import convert, losses
+from tfcoord.gan import regularizers
+from tfcoord.models.infinitygan import convert
 from tfcoord.training.optimizers import PyTorchAdam
 
 FIXTURE = SHARED / "fixtures" / "official" / "infinitygan_train_step_s"
@@ -125,13 +126,13 @@ def iteration():
     generator = model.generator
     model.generator = Recording(generator, structure=Recording(generator.structure, calls["structure"]),
                                 texture=Recording(generator.texture, calls["texture"]))
-    path_lengths = losses.path_lengths
+    path_lengths = regularizers.path_lengths
 
     def recorded_path_lengths(gradients):
         calls["path_lengths"].append(path_lengths(gradients))
         return calls["path_lengths"][-1]
 
-    losses.path_lengths = recorded_path_lengths
+    regularizers.path_lengths = recorded_path_lengths
     try:
         assert model.step_variant(1) == "r1+path"  # iteration 0 regularises both
         # Eagerly: the trainer's tf.function computes the same and takes 40 s to trace on two cores.
@@ -139,7 +140,7 @@ def iteration():
         model.after_step()
         out, recorded_updates, recorded_calls = tf.nest.map_structure(lambda t: t.numpy(), (out, updates, calls))
     finally:
-        losses.path_lengths = path_lengths
+        regularizers.path_lengths = path_lengths
         model.generator, model.discriminator, model.coord_head = (networks[name] for name in
                                                                   ("generator", "discriminator", "coord_head"))
     return dict(model=model, ref=ref, meta=META, out={k: float(v) for k, v in out.items()}, calls=recorded_calls,

@@ -23,6 +23,14 @@ def step_seed(run_seed: int, step, split: int = 0):
     return tf.random.experimental.stateless_split(seed, split) if split else seed
 
 
+def finite_input(tensor, name: str):
+    """``tensor``, or InvalidArgumentError "<name> must be finite (no NaN or Inf)": the check every serving
+    signature applies to its float inputs (here, beside the serving contract all models implement)."""
+    import tensorflow as tf
+
+    return tf.debugging.assert_all_finite(tensor, f"{name} must be finite (no NaN or Inf)")
+
+
 class CoordinateGan:
     """Base class of tfcoord models.
 

@@ -23,23 +23,21 @@ from keras import ops
 
 from tfcoord.coords import cips_tile_coords, cylinder_angle, cylindrical, linear_position
 from tfcoord.errors import UserError
+from tfcoord.gan.distribute import average
+from tfcoord.gan.ema import ema_step
+from tfcoord.gan.losses import logistic_discriminator_loss, nonsaturating_generator_loss
+from tfcoord.gan.optimizers import lazy_regularization_adam
+from tfcoord.gan.regularizers import r1_penalty
 from tfcoord.layers.stylegan_discriminator import StyleGan2Discriminator
-from tfcoord.models.base import CoordinateGan, step_seed
+from tfcoord.models.base import CoordinateGan, finite_input, step_seed
 from tfcoord.models.cips.config import MAX_OUTPUT_PIXELS, MAX_OUTPUT_SIDE
 from tfcoord.models.cips.generator import build_generator
-from tfcoord.training.ema import update_moving_average
-from tfcoord.training.optimizers import PyTorchAdam
 from tfcoord.training.precision import input_gradient, loss_scaled, minimize, to_float32
 
 R1_VARIANT = "r1"
 # Pixels per generator call when rendering large images (bounds activation memory: a
 # 512-channel float32 activation of 65 536 pixels is 134 MB).
 DEFAULT_PIXELS_PER_CALL = 65536
-
-
-def average(per_example, global_batch_size: int):
-    """Sum over this replica's examples divided by the global batch (tf.nn.compute_average_loss)."""
-    return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
 
 
 def build_discriminator(model_cfg) -> StyleGan2Discriminator:
@@ -50,17 +48,6 @@ def build_discriminator(model_cfg) -> StyleGan2Discriminator:
         stddev_grouping=model_cfg.stddev_grouping, name="D_discriminator")
     discriminator.build()
     return discriminator
-
-
-def lazy_adam(lr, beta_1, beta_2, epsilon, interval: int, adjust: bool):
-    """Adam with StyleGAN2's lazy-regularisation adjustment ``lr * c``, ``beta ** c``, c = k / (k + 1).
-
-    PyTorch's epsilon placement, as the official ``torch.optim.Adam`` (Keras's acts ~10x larger
-    in the first steps and moved weights with small gradients differently, see
-    :mod:`tfcoord.training.optimizers`).
-    """
-    c = interval / (interval + 1.0) if adjust else 1.0
-    return PyTorchAdam(lr * c, beta_1=beta_1 ** c, beta_2=beta_2 ** c, epsilon=epsilon)
 
 
 def strided_crop(images, top, left, size: int, stride):
@@ -133,10 +120,11 @@ class Cips(CoordinateGan):
         """The G and D Adams (for networks already built, e.g. by the converter)."""
         optim, loss = self.config.optim, self.config.loss
         # Loss scaling under mixed_float16 (tfcoord.training.precision).
-        self.g_optimizer = loss_scaled(lazy_adam(optim.lr, optim.beta_1, optim.beta_2, optim.epsilon,
-                                                 loss.g_reg_every, optim.reg_ratio_adjustment), self.precision)
-        self.d_optimizer = loss_scaled(lazy_adam(optim.lr, optim.beta_1, optim.beta_2, optim.epsilon,
-                                                 loss.r1_every, optim.reg_ratio_adjustment), self.precision)
+        def adam(interval):
+            return loss_scaled(lazy_regularization_adam(optim.lr, optim.beta_1, optim.beta_2, optim.epsilon,
+                                                        interval, optim.reg_ratio_adjustment), self.precision)
+
+        self.g_optimizer, self.d_optimizer = adam(loss.g_reg_every), adam(loss.r1_every)
         # Building optimizers eagerly inside the strategy scope avoids P16.
         self.g_optimizer.build(self.generator.trainable_variables)
         self.d_optimizer.build(self.discriminator.trainable_variables)
@@ -223,7 +211,7 @@ class Cips(CoordinateGan):
             fake = self.generator(batch["z_d"], coords, noise=noise_d, training=True)
             d_fake = self._discriminate(fake, coords)
             d_real = to_float32(self.discriminator(real_in, training=True)[0])
-            d_loss = average(ops.softplus(d_fake) + ops.softplus(-d_real), global_batch_size)
+            d_loss = average(logistic_discriminator_loss(d_real, d_fake), global_batch_size)
         minimize(self.d_optimizer, d_tape, d_loss, d_variables)
         losses = {"d_loss": d_loss, "real_score": average(d_real, global_batch_size),
                   "fake_score": average(d_fake, global_batch_size)}
@@ -235,7 +223,7 @@ class Cips(CoordinateGan):
                     d_real = to_float32(self.discriminator(real_in, training=True)[0])
                     d_real_sum = ops.sum(d_real)  # official autograd.grad(real_pred.sum(), real_img)
                 gradient = input_gradient(input_tape, d_real_sum, real_in, self.d_optimizer)
-                penalty = ops.sum(ops.square(gradient), axis=(1, 2, 3))
+                penalty = r1_penalty(gradient)
                 # "+ 0 * real_pred" as in the official code: every D weight gets a (zero) gradient, so
                 # Adam steps all of them, as PyTorch's d_optim.step() does.
                 r1_loss = average(0.5 * loss_cfg.r1_gamma * loss_cfg.r1_every * penalty + 0.0 * d_real,
@@ -246,14 +234,14 @@ class Cips(CoordinateGan):
         with tf.GradientTape() as g_tape:
             fake = self.generator(batch["z_g"], coords, noise=noise_g, training=True)
             d_fake = self._discriminate(fake, coords)
-            g_loss = average(ops.softplus(-d_fake), global_batch_size)
+            g_loss = average(nonsaturating_generator_loss(d_fake), global_batch_size)
         minimize(self.g_optimizer, g_tape, g_loss, g_variables)
         losses["g_loss"] = g_loss
         return losses
 
     def after_step(self):
         """G EMA ``e <- decay e + (1 - decay) v`` in cross-replica context (tensorflow.md §8.2)."""
-        update_moving_average(self.generator_ema, self.generator, self.config.loss.ema_decay)
+        ema_step(self.generator_ema, self.generator, self.config.loss.ema_decay)
 
     # -- generation ------------------------------------------------------------------
     def latents(self, seed: int, num: int) -> np.ndarray:
@@ -449,26 +437,23 @@ class Cips(CoordinateGan):
         style_spec = tf.TensorSpec([None, s], tf.float32, name="style")
         coords_spec = tf.TensorSpec([None, side, side, c], tf.float32, name="coords")
 
-        def finite(tensor, name):
-            return tf.debugging.assert_all_finite(tensor, f"{name} must be finite (no NaN or Inf)")
-
         def same_batch(a, b):
             return tf.debugging.assert_equal(tf.shape(a)[0], tf.shape(b)[0],
                                              message="the latent/style and coords must have the same batch size")
 
         @tf.function(input_signature=[z_spec, coords_spec])
         def generate_patch(z, coords):
-            z, coords = finite(z, "z"), finite(coords, "coords")
+            z, coords = finite_input(z, "z"), finite_input(coords, "coords")
             with tf.control_dependencies([same_batch(z, coords)]):
                 return {"rgb": g.synthesize(g.map(z), coords, training=False)}
 
         @tf.function(input_signature=[z_spec])
         def map_latent(z):
-            return {"style": to_float32(g.map(finite(z, "z")))}  # float32 under any --precision
+            return {"style": to_float32(g.map(finite_input(z, "z")))}  # float32 under any --precision
 
         @tf.function(input_signature=[style_spec, coords_spec])
         def synthesize(style, coords):
-            style, coords = finite(style, "style"), finite(coords, "coords")
+            style, coords = finite_input(style, "style"), finite_input(coords, "coords")
             with tf.control_dependencies([same_batch(style, coords)]):
                 return {"rgb": g.synthesize(style, coords, training=False)}
 

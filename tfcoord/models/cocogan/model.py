@@ -18,11 +18,13 @@ from keras import ops
 
 from tfcoord.coords import crop_patches, merge_patches
 from tfcoord.errors import UserError
+from tfcoord.gan.distribute import average
+from tfcoord.gan.ema import ema_step
+from tfcoord.gan.losses import wasserstein_discriminator_loss, wasserstein_generator_loss, wasserstein_gradient_penalty
 from tfcoord.layers.spectral_norm import power_iteration, spectral_norm_layers
 from tfcoord.models.base import CoordinateGan, step_seed
 from tfcoord.models.cocogan.discriminator import CocoGanDiscriminator, PredictionHead
 from tfcoord.models.cocogan.generator import build_generator, geometry_of
-from tfcoord.training.ema import update_moving_average, warmup_decay
 from tfcoord.training.precision import input_gradient, loss_scaled, minimize, scaled_gradients, to_float32
 
 # Official extrapolation fine-tuning: the fake coordinate loss of macro coordinates
@@ -52,20 +54,6 @@ def build_networks(model_cfg):
     return generator, discriminator, spatial_head, content_head
 
 
-def gradient_penalty(gradients, norm: str):
-    """Per-example WGAN-GP term ``(||grad||_2 - 1)^2`` (Gulrajani et al. 2017).
-
-    ``per_sample`` takes the L2 norm over H, W, C. ``official_axis1`` reproduces the
-    official code (quirk Q2): the norm over axis 1 only, then the mean of the
-    squared deviations over the remaining axes.
-    """
-    if norm == "official_axis1":
-        slope = ops.sqrt(ops.sum(ops.square(gradients), axis=1) + 1e-12)
-        return ops.mean(ops.square(slope - 1.0), axis=(1, 2))
-    slope = ops.sqrt(ops.sum(ops.square(gradients), axis=(1, 2, 3)) + 1e-12)
-    return ops.square(slope - 1.0)
-
-
 def spatial_loss(predicted, target, kind: str):
     """Per-example spatial consistency loss L_S: mean squared error (official) or L2 distance."""
     predicted = to_float32(predicted)  # the loss in float32 whatever the dtype policy (train.precision)
@@ -85,11 +73,6 @@ def advance_spectral_norms(*networks):
         for layer in spectral_norm_layers(network):
             kernel_matrix = ops.reshape(layer.kernel, (-1, layer.kernel.shape[-1]))
             layer.u.assign(power_iteration(kernel_matrix, layer.u)[1])
-
-
-def average(per_example, global_batch_size: int):
-    """Sum over this replica's examples divided by the global batch (tf.nn.compute_average_loss)."""
-    return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
 
 
 class CocoGan(CoordinateGan):
@@ -173,10 +156,8 @@ class CocoGan(CoordinateGan):
     def after_step(self):
         """G EMA (``optim.g_ema_decay``) in cross-replica context, after G's update: every weight, the spectral-norm
         vectors and batch-norm statistics included, with the warm-up of tf.train.ExponentialMovingAverage."""
-        if self.generator_ema is None:
-            return
-        decay = warmup_decay(self.config.optim.g_ema_decay, self.g_optimizer.iterations)
-        update_moving_average(self.generator_ema, self.generator, decay)
+        ema_step(self.generator_ema, self.generator, self.config.optim.g_ema_decay,
+                 warmup_step=self.g_optimizer.iterations)
 
     @property
     def sampling_generator(self):
@@ -264,13 +245,13 @@ class CocoGan(CoordinateGan):
         with tf.GradientTape() as gp_tape:
             gp_tape.watch(mixed)
             d_mixed, _ = self._discriminate(mixed, None, training=True, update_u=False)  # quirk Q3
-        penalty = gradient_penalty(input_gradient(gp_tape, d_mixed, mixed, optimizer), loss_cfg.gp_norm)
+        penalty = wasserstein_gradient_penalty(input_gradient(gp_tape, d_mixed, mixed, optimizer), loss_cfg.gp_norm)
         predicted_real, predicted_fake = self._spatial_predictions(h_real, h_fake, update_u=False)
         spatial_real = spatial_loss(predicted_real, real_coords, loss_cfg.spatial_loss)
         spatial_fake = spatial_loss(predicted_fake, fake_coords, loss_cfg.spatial_loss)
         if fake_spatial_mask is not None:
             spatial_fake = ops.where(fake_spatial_mask, spatial_fake, ops.stop_gradient(spatial_fake))
-        per_example = (d_fake - d_real + loss_cfg.gp_weight * penalty
+        per_example = (wasserstein_discriminator_loss(d_real, d_fake) + loss_cfg.gp_weight * penalty
                        + loss_cfg.spatial_weight * (spatial_real + spatial_fake))
         terms = {"wasserstein": average(d_real - d_fake, global_batch_size),
                  "gradient_penalty": average(penalty, global_batch_size),
@@ -318,14 +299,15 @@ class CocoGan(CoordinateGan):
             spatial_fake = spatial_loss(predicted_fake, fake_coords, loss_cfg.spatial_loss)
             if fake_spatial_mask is not None:
                 spatial_fake = ops.where(fake_spatial_mask, spatial_fake, ops.stop_gradient(spatial_fake))
-            per_example = -d_fake + loss_cfg.spatial_weight * (spatial_real + spatial_fake)
+            adversarial = wasserstein_generator_loss(d_fake)
+            per_example = adversarial + loss_cfg.spatial_weight * (spatial_real + spatial_fake)
             if self._uses_content():
                 content = self._content_loss(z, h_fake, update_u=False)
                 per_example += loss_cfg.content_weight * content
                 terms["g_content"] = average(content, global_batch_size)
             g_loss = average(per_example, global_batch_size)
         minimize(optimizer, tape, g_loss, variables)
-        return {"g_loss": g_loss, "g_adversarial": average(-d_fake, global_batch_size),
+        return {"g_loss": g_loss, "g_adversarial": average(adversarial, global_batch_size),
                 "g_spatial_fake": average(spatial_fake, global_batch_size), **terms}
 
     def _content_step(self, fake_args, z, global_batch_size):

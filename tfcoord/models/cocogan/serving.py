@@ -17,10 +17,7 @@ import tensorflow as tf
 
 from tfcoord.coords import merge_patches
 from tfcoord.errors import UserError
-
-
-def _finite(tensor, name):
-    return tf.debugging.assert_all_finite(tensor, f"{name} must be finite (no NaN or Inf)")
+from tfcoord.models.base import finite_input
 
 
 def serving_functions(model, patch_size=None) -> dict:
@@ -33,7 +30,7 @@ def serving_functions(model, patch_size=None) -> dict:
 
     @tf.function(input_signature=[z_spec, coords_spec])
     def generate_patch(z, micro_coords):
-        z, micro_coords = _finite(z, "z"), _finite(micro_coords, "micro_coords")
+        z, micro_coords = finite_input(z, "z"), finite_input(micro_coords, "micro_coords")
         same_batch = tf.debugging.assert_equal(tf.shape(z)[0], tf.shape(micro_coords)[0],
                                                message="z and micro_coords must have the same number of rows")
         with tf.control_dependencies([same_batch]):
@@ -44,7 +41,7 @@ def serving_functions(model, patch_size=None) -> dict:
 
     @tf.function(input_signature=[z_spec])
     def generate_full(z):
-        z = _finite(z, "z")
+        z = finite_input(z, "z")
         coords = tf.tile(tf.constant(grid.reshape(rows * cols, coord_dim)), [tf.shape(z)[0], 1])
         patches = generator([tf.repeat(z, rows * cols, axis=0), coords], training=False)
         return {"rgb": merge_patches(patches, rows, cols)}

@@ -11,7 +11,7 @@ One training step on each replica (models.md §3.6):
 1. text embeddings of the batch (when ``text.train_encoder``, the encoder and an image
    encoder also take one step of the structured joint embedding loss; the GAN sees the
    embeddings as constants);
-2. D step, matching-aware GAN-CLS (:mod:`~tfcoord.models.gawwn.losses`): ``BCE(D(x, t), 1)
+2. D step, matching-aware GAN-CLS (:mod:`~tfcoord.gan.losses`): ``BCE(D(x, t), 1)
    + cls * BCE(D(x, t_wrong), 0) + (1 - cls) * BCE(D(G(z, t, loc), t), 0)``, t_wrong the text
    of another image of the global batch (a permutation drawn by :meth:`step_inputs`, which,
    like the official ``randperm``, may leave an example its own text); ``model.d_joint_batch`` passes
@@ -39,39 +39,17 @@ from keras import ops
 from tfcoord.data.gawwn.captions import tokenize_all
 from tfcoord.data.gawwn.parts import flip_order, part_names
 from tfcoord.errors import UserError
+from tfcoord.gan.distribute import all_gather, average, gather_features
+from tfcoord.gan.ema import ema_step
+from tfcoord.gan.losses import gan_cls_discriminator_loss, gan_cls_generator_loss
 from tfcoord.models.base import CoordinateGan, step_seed
 from tfcoord.models.gawwn import networks
 from tfcoord.models.gawwn.blocks import keypoint_maps
-from tfcoord.models.gawwn.losses import bce, discriminator_loss, generator_loss  # noqa: F401 (bce: API)
 from tfcoord.models.gawwn.text_encoder import CharCnnGru, HashedNgramEncoder, ImageEncoder, joint_embedding_loss
-from tfcoord.training.ema import update_moving_average, warmup_decay
 from tfcoord.training.precision import loss_scaled, minimize, to_float32
 
 BOX_COLOUR = np.array([255, 0, 255], np.uint8)
 PART_COLOURS = np.array([[255, 255, 255], [255, 64, 64], [64, 255, 64], [64, 160, 255], [255, 220, 0]], np.uint8)
-
-
-def average(per_example, global_batch_size: int):
-    return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
-
-
-def all_gather(value):
-    """``value`` of every replica concatenated along axis 0 (differentiable); itself on one replica."""
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
-        return value
-    return context.all_gather(value, axis=0)
-
-
-def gather_features(image, text, labels):
-    """Every replica's image features, text features and labels, in one all-gather.
-
-    One collective instead of three: separate all-gathers of float and int tensors next to
-    synchronised batch norms were issued in different orders on different replicas.
-    """
-    width = image.shape[-1]
-    joined = all_gather(ops.concatenate([image, text, ops.expand_dims(ops.cast(labels, image.dtype), -1)], axis=-1))
-    return joined[:, :width], joined[:, width:-1], ops.cast(joined[:, -1], labels.dtype)
 
 
 def adam(optim, scale: float = 1.0):
@@ -312,8 +290,8 @@ class Gawwn(CoordinateGan):
             else:  # as the official scripts, no wrong-text forward pass (nor its batch-norm update)
                 (d_real, d_fake), d_wrong = self._discriminate(discriminator, (real, fake), (d_condition,) * 2,
                                                                (text, text)), None
-            d_loss = average(discriminator_loss(d_real, d_wrong, d_fake, cls_weight, self.config.loss.real_label),
-                             global_batch_size)
+            d_loss = average(gan_cls_discriminator_loss(d_real, d_wrong, d_fake, cls_weight,
+                                                        self.config.loss.real_label), global_batch_size)
             with tape.stop_recording():
                 minimize(d_optimizer, tape, d_loss, discriminator.trainable_variables)
             if self.config.model.reuse_d_forward:
@@ -322,7 +300,7 @@ class Gawwn(CoordinateGan):
                 d_fake_for_g = self._discriminate(discriminator, (real, fake), (d_condition,) * 2, (text, text))[1]
             else:
                 d_fake_for_g = to_float32(discriminator([fake, d_condition, text], training=True))
-            g_loss = average(generator_loss(d_fake_for_g), global_batch_size)
+            g_loss = average(gan_cls_generator_loss(d_fake_for_g), global_batch_size)
         minimize(g_optimizer, tape, g_loss, generator.trainable_variables)
         del tape
         losses = {"d_loss": d_loss, "g_loss": g_loss, "d_real": average(ops.sigmoid(d_real), global_batch_size),
@@ -361,21 +339,19 @@ class Gawwn(CoordinateGan):
             fake = to_float32(completer([z, text, given], training=True))
             d_real, d_fake = criticise([real, fake])
             # main_gen_keypoints.lua: real and fake weigh 1 each, targets 1 and 0, no label smoothing.
-            d_loss = average(discriminator_loss(d_real, None, d_fake, cls_weight=0.0), global_batch_size)
+            d_loss = average(gan_cls_discriminator_loss(d_real, None, d_fake, cls_weight=0.0), global_batch_size)
             with tape.stop_recording():
                 minimize(self.kd_optimizer, tape, d_loss, critic.trainable_variables)
             d_fake_for_g = d_fake if self.config.model.reuse_d_forward else criticise([real, fake])[1]
-            g_loss = average(generator_loss(d_fake_for_g), global_batch_size)
+            g_loss = average(gan_cls_generator_loss(d_fake_for_g), global_batch_size)
         minimize(self.kg_optimizer, tape, g_loss, completer.trainable_variables)
         del tape
         return {"keypoint_d_loss": d_loss, "keypoint_g_loss": g_loss}
 
     def after_step(self):
         """G EMA (``optim.g_ema_decay``) in cross-replica context, after G's update."""
-        if self.generator_ema is None:
-            return
-        decay = warmup_decay(self.config.optim.g_ema_decay, self.g_optimizer.iterations)
-        update_moving_average(self.generator_ema, self.generator, decay)
+        ema_step(self.generator_ema, self.generator, self.config.optim.g_ema_decay,
+                 warmup_step=self.g_optimizer.iterations)
 
     @property
     def sampling_generator(self):

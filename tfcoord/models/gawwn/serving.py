@@ -23,11 +23,8 @@ import tensorflow as tf
 
 from tfcoord.data.gawwn.captions import ALPHABET
 from tfcoord.errors import UserError
+from tfcoord.models.base import finite_input
 from tfcoord.models.gawwn.blocks import keypoint_maps
-
-
-def _finite(tensor, name):
-    return tf.debugging.assert_all_finite(tensor, f"{name} must be finite (no NaN or Inf)")
 
 
 def serving_functions(model, patch_size=None) -> dict:
@@ -45,15 +42,16 @@ def serving_functions(model, patch_size=None) -> dict:
     if cfg.conditioning == "box":
         @tf.function(input_signature=[z_spec, text_spec, box_spec])
         def generate_from_box(z, text_embedding, box):
-            z, text_embedding, box = _finite(z, "z"), _finite(text_embedding, "text_embedding"), _finite(box, "box")
+            z, text_embedding = finite_input(z, "z"), finite_input(text_embedding, "text_embedding")
+            box = finite_input(box, "box")
             return {"rgb": generator([z, text_embedding, box], training=False)}
 
         functions["generate_patch"] = functions["generate_from_box"] = generate_from_box
     else:
         @tf.function(input_signature=[z_spec, text_spec, keypoint_spec])
         def generate_from_keypoints(z, text_embedding, keypoints):
-            z, text_embedding = _finite(z, "z"), _finite(text_embedding, "text_embedding")
-            keypoints = _finite(keypoints, "keypoints")
+            z, text_embedding = finite_input(z, "z"), finite_input(text_embedding, "text_embedding")
+            keypoints = finite_input(keypoints, "keypoints")
             return {"rgb": generator([z, text_embedding, keypoint_maps(keypoints)], training=False)}
 
         functions["generate_patch"] = functions["generate_from_keypoints"] = generate_from_keypoints
@@ -63,8 +61,8 @@ def serving_functions(model, patch_size=None) -> dict:
 
         @tf.function(input_signature=[z_spec, text_spec, keypoint_spec])
         def complete_keypoints(z, text_embedding, keypoints):
-            z, text_embedding = _finite(z, "z"), _finite(text_embedding, "text_embedding")
-            keypoints = _finite(keypoints, "keypoints")
+            z, text_embedding = finite_input(z, "z"), finite_input(text_embedding, "text_embedding")
+            keypoints = finite_input(keypoints, "keypoints")
             return {"keypoints": completer([z, text_embedding, keypoints], training=False)}
 
         functions["complete_keypoints"] = complete_keypoints

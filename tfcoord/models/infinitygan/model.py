@@ -23,12 +23,14 @@ from keras import ops
 
 from tfcoord.coords import InfinityGanCoordinates, crop_patches
 from tfcoord.errors import UserError
+from tfcoord.gan import regularizers
+from tfcoord.gan.distribute import average, num_replicas, replica_sum
+from tfcoord.gan.ema import ema_step
+from tfcoord.gan.losses import logistic_discriminator_loss, nonsaturating_generator_loss
+from tfcoord.gan.optimizers import lazy_regularization_adam
 from tfcoord.models.base import CoordinateGan, step_seed
-from tfcoord.models.infinitygan import losses
 from tfcoord.models.infinitygan.discriminator import build_discriminator
 from tfcoord.models.infinitygan.generator import build_generator
-from tfcoord.training.ema import update_moving_average
-from tfcoord.training.optimizers import PyTorchAdam
 from tfcoord.training.precision import input_gradient, loss_scaled, scaled_gradients, to_float32
 
 PASSES = ("d", "g", "path")  # generator forwards of one step, each with its own random inputs
@@ -43,8 +45,11 @@ def coordinates_of(model_cfg) -> InfinityGanCoordinates:
         system=model_cfg.coord_system, jitter=model_cfg.coord_jitter)
 
 
-def average(per_example, global_batch_size: int):
-    return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
+def coordinate_loss(predicted, target, vertical_only: bool):
+    """Auxiliary coordinate loss per example: L1 on the vertical coordinate (or the mean over all)."""
+    if vertical_only:
+        return ops.abs(predicted[:, 0] - target[:, 0])
+    return ops.mean(ops.abs(predicted - target), axis=-1)
 
 
 def apply(optimizer, tape, loss, variables):
@@ -99,16 +104,11 @@ class InfinityGan(CoordinateGan):
         networks that exist (built here or converted from an official checkpoint)."""
         optim, loss = self.config.optim, self.config.loss
 
-        def adam(every):
-            # StyleGAN2's lazy-regularisation correction; epsilon where torch.optim.Adam adds it (Keras's acts ~10x
-            # larger in the first steps and moves weights with small gradients, e.g. the mapping's, differently).
-            ratio = every / (every + 1.0)
-            return PyTorchAdam(optim.lr * ratio, beta_1=optim.beta_1 ** ratio, beta_2=optim.beta_2 ** ratio,
-                               epsilon=optim.epsilon)
+        def adam(every):  # loss-scaled under mixed_float16 (tfcoord.training.precision)
+            return loss_scaled(lazy_regularization_adam(optim.lr, optim.beta_1, optim.beta_2, optim.epsilon, every),
+                               self.precision)
 
-        # Loss-scaled under mixed_float16 (tfcoord.training.precision).
-        self.g_optimizer = loss_scaled(adam(loss.path_every), self.precision)
-        self.d_optimizer = loss_scaled(adam(loss.r1_every), self.precision)
+        self.g_optimizer, self.d_optimizer = adam(loss.path_every), adam(loss.r1_every)
         self.g_optimizer.build(self.g_variables())
         self.d_optimizer.build(self.d_variables())
         # Running mean of the path lengths (identical on every replica: computed from all-reduced values).
@@ -248,12 +248,11 @@ class InfinityGan(CoordinateGan):
     def _coordinate_term(self, predicted, target):
         if predicted is None or not self.config.loss.coord_weight:
             return 0.0
-        return self.config.loss.coord_weight * losses.coordinate_loss(predicted, target,
-                                                                       self.config.loss.coord_vertical_only)
+        return self.config.loss.coord_weight * coordinate_loss(predicted, target, self.config.loss.coord_vertical_only)
 
     def _coordinate_error(self, predicted, target, global_batch_size):
         """The unweighted coordinate loss, averaged over the batch (logged as the official losses_breakdown)."""
-        return average(losses.coordinate_loss(predicted, target, self.config.loss.coord_vertical_only),
+        return average(coordinate_loss(predicted, target, self.config.loss.coord_vertical_only),
                        global_batch_size)
 
     def _check_local_batch(self, batch):
@@ -277,7 +276,7 @@ class InfinityGan(CoordinateGan):
         with tf.GradientTape() as tape:
             real_logits, real_coords = self._discriminate(real)
             fake_logits, fake_coords = self._discriminate(fake)
-            adversarial = losses.d_logistic(real_logits, fake_logits)
+            adversarial = logistic_discriminator_loss(real_logits, fake_logits)
             coordinate = (self._coordinate_term(real_coords, real_targets)
                           + self._coordinate_term(fake_coords, fake_targets))
             d_loss = average(adversarial + coordinate, global_batch_size)
@@ -296,7 +295,7 @@ class InfinityGan(CoordinateGan):
                     inner.watch(real)
                     logits, _ = self.discriminator(real, training=True)
                     logit_sum = ops.sum(to_float32(logits))
-                penalty = losses.r1_penalty(input_gradient(inner, logit_sum, real, self.d_optimizer))
+                penalty = regularizers.r1_penalty(input_gradient(inner, logit_sum, real, self.d_optimizer))
                 r1_loss = average(loss_cfg.r1_gamma / 2.0 * loss_cfg.r1_every * penalty, global_batch_size)
             apply(self.d_optimizer, tape, r1_loss, r1_variables)
             out["r1"] = average(penalty, global_batch_size)
@@ -306,11 +305,11 @@ class InfinityGan(CoordinateGan):
         with tf.GradientTape() as tape:
             fake, structure, fake_targets = self.generate_training(batch, "g")
             fake_logits, fake_coords = self._discriminate(fake)
-            adversarial = losses.g_nonsaturating(fake_logits)
+            adversarial = nonsaturating_generator_loss(fake_logits)
             g_loss = average(adversarial + self._coordinate_term(fake_coords, fake_targets), global_batch_size)
             if loss_cfg.diversity_weight:
-                diversity = losses.diversity_loss(batch["g_local_latent"], to_float32(structure),
-                                                  loss_cfg.diversity_distance)
+                diversity = regularizers.diversity_loss(batch["g_local_latent"], to_float32(structure),
+                                                        loss_cfg.diversity_distance)
                 g_loss = g_loss + loss_cfg.diversity_weight * diversity
                 out["diversity"] = diversity
         apply(self.g_optimizer, tape, g_loss, g_variables)
@@ -339,19 +338,19 @@ class InfinityGan(CoordinateGan):
                 rgb = texture(structure, styles, self._noises(half, "path"))
                 noise = half["path_image_noise"] / float(np.sqrt(self.patch_size * self.patch_size))
                 projected = ops.sum(rgb * noise)
-            lengths = losses.path_lengths(to_float32(input_gradient(inner, projected, styles, self.g_optimizer)))
-            totals = losses.replica_sum(ops.stack([ops.sum(lengths), ops.cast(ops.shape(lengths)[0], "float32")]))
+            lengths = regularizers.path_lengths(to_float32(input_gradient(inner, projected, styles, self.g_optimizer)))
+            totals = replica_sum(ops.stack([ops.sum(lengths), ops.cast(ops.shape(lengths)[0], "float32")]))
             path_mean = self.mean_path_length + loss_cfg.path_decay * (totals[0] / totals[1] - self.mean_path_length)
             penalty = ops.square(lengths - path_mean)
             path_loss = average(loss_cfg.path_weight * loss_cfg.path_every * penalty, path_global)
         apply(self.g_optimizer, tape, path_loss, g_variables)
         self.mean_path_length.assign(tf.stop_gradient(path_mean))
-        return {"path": average(penalty, path_global), "path_length": totals[0] / totals[1] / losses.num_replicas()}
+        return {"path": average(penalty, path_global), "path_length": totals[0] / totals[1] / num_replicas()}
 
     def after_step(self):
         """G EMA over every generator weight: the official ``accumulate`` walks ``named_parameters()``,
         which include the (never trained) constant input that tfcoord keeps non-trainable."""
-        update_moving_average(self.generator_ema, self.generator, self.config.optim.ema_decay)
+        ema_step(self.generator_ema, self.generator, self.config.optim.ema_decay)
 
     # -- generation ----------------------------------------------------------------------------
     def global_latents(self, seed: int, num: int, seeding: str = "portable") -> np.ndarray:

@@ -19,9 +19,7 @@ import inspect
 
 import tensorflow as tf
 
-
-def _finite(tensor, name):
-    return tf.debugging.assert_all_finite(tensor, f"{name} must be finite (no NaN or Inf)")
+from tfcoord.models.base import finite_input
 
 
 def _check_window(local_latent, coords, noises, geometry):
@@ -64,9 +62,10 @@ def serving_functions(model, patch_size=None) -> dict:
                    for i, size in enumerate(sizes)]
 
     def render(global_latent, local_latent, coords, noises):
-        global_latent, local_latent, coords = (_finite(global_latent, "global_latent"),
-                                               _finite(local_latent, "local_latent"), _finite(coords, "coords"))
-        noises = [_finite(n, f"noise_{i}") for i, n in enumerate(noises)]
+        global_latent, local_latent = finite_input(global_latent, "global_latent"), finite_input(local_latent,
+                                                                                                 "local_latent")
+        coords = finite_input(coords, "coords")
+        noises = [finite_input(n, f"noise_{i}") for i, n in enumerate(noises)]
         with tf.control_dependencies(_check_window(local_latent, coords, noises, geometry)):
             rgb = generator(global_latent, local_latent, coords, noises if noises else None)
         return {"rgb": rgb}
@@ -86,7 +85,7 @@ def serving_functions(model, patch_size=None) -> dict:
 
     @tf.function(input_signature=base[:1])
     def map_latent(global_latent):
-        return {"style": generator.texture.map(_finite(global_latent, "global_latent"))}
+        return {"style": generator.texture.map(finite_input(global_latent, "global_latent"))}
 
     return {"generate_patch": generate_patch, "generate_patch_nonoise": generate_patch_nonoise,
             "map_latent": map_latent}

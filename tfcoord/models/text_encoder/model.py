@@ -29,8 +29,8 @@ import tensorflow as tf
 
 from tfcoord.data.gawwn.captions import tokenize_all
 from tfcoord.errors import UserError
+from tfcoord.gan.distribute import average, gather_features
 from tfcoord.models.base import CoordinateGan, step_seed
-from tfcoord.models.gawwn.model import average, gather_features
 from tfcoord.models.gawwn.text_encoder import (CharCnnGru, ImageEncoder, joint_embedding_loss,
                                                structured_joint_embedding_loss)
 from tfcoord.training.precision import loss_scaled, minimize, to_float32

@@ -1,31 +1,22 @@
-"""InfinityGAN's losses (Lin et al., ICLR 2022, §3.4; official ``models/losses.py``; models.md §4.7).
+"""Regularisers of the StyleGAN2 recipe and InfinityGAN's diversity loss, per example or per batch.
 
-Per-example terms (shape (B,)) are averaged over the *global* batch by the caller
-(``tf.nn.compute_average_loss``); the diversity loss and the path-length mean are batch
-statistics and are reduced across replicas by :func:`replica_sum` (tensorflow.md §8.3).
+R1 and the path length are per-example terms (B,) the caller averages over the global batch; the diversity loss
+and the path-length mean are batch statistics, reduced across replicas with
+:func:`tfcoord.gan.distribute.replica_sum` (tensorflow.md §8.3).
 """
 
 from __future__ import annotations
 
 import math
 
-import tensorflow as tf
 from keras import ops
+
+from tfcoord.gan.distribute import num_replicas, replica_sum
 
 # Keeps arccos away from +-1, where its gradient is infinite (the NaN users report, issue #4).
 COSINE_LIMIT = 1.0 - 1e-6
-DIVERSITY_EPS = 1e-5  # official ``1 / (x_dist / z_dist + 1e-5)``
+DIVERSITY_EPS = 1e-5  # official InfinityGAN ``1 / (x_dist / z_dist + 1e-5)``
 DISTANCE_FLOOR = 1e-8
-
-
-def d_logistic(real_logits, fake_logits):
-    """Non-saturating D loss per example: ``softplus(-D(x)) + softplus(D(G(z)))``."""
-    return ops.softplus(-real_logits) + ops.softplus(fake_logits)
-
-
-def g_nonsaturating(fake_logits):
-    """Non-saturating G loss per example: ``softplus(-D(G(z)))``."""
-    return ops.softplus(-fake_logits)
 
 
 def r1_penalty(gradients):
@@ -38,17 +29,10 @@ def path_lengths(style_gradients):
     return ops.sqrt(ops.mean(ops.square(style_gradients), axis=tuple(range(1, len(style_gradients.shape)))))
 
 
-def coordinate_loss(predicted, target, vertical_only: bool):
-    """Auxiliary coordinate loss per example: L1 on the vertical coordinate (or the mean over all)."""
-    if vertical_only:
-        return ops.abs(predicted[:, 0] - target[:, 0])
-    return ops.mean(ops.abs(predicted - target), axis=-1)
-
-
 def pair_distance(a, b, kind: str):
     """Distance of the pairs (a[i], b[i]) per pair (B/2,).
 
-    ``l1``: mean absolute difference (the paper's distance). ``official_angular``: the official
+    ``l1``: mean absolute difference (the paper's distance). ``official_angular``: InfinityGAN's official
     ``angular_similarity = 1 - arccos(cos(a, b)) / pi`` -- a similarity, not a distance (quirk I1) --
     with the cosine clipped so that the arccos gradient stays finite.
     """
@@ -62,22 +46,8 @@ def pair_distance(a, b, kind: str):
     return ops.mean(ops.abs(a - b), axis=1)
 
 
-def replica_sum(value):
-    """Sum of ``value`` over the replicas (identity on one device); differentiable (the gradient of an
-    all-sum is an all-sum), so a loss built from global statistics gets the global gradient."""
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
-        return value
-    return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
-
-
-def num_replicas() -> int:
-    context = tf.distribute.get_replica_context()
-    return 1 if context is None else context.num_replicas_in_sync
-
-
 def diversity_loss(local_latent, structure_latent, kind: str):
-    """Mode-seeking diversity loss on the pairs (0, 1), (2, 3), ... of this replica's batch.
+    """Mode-seeking diversity loss (InfinityGAN §3.4) on the pairs (0, 1), (2, 3), ... of this replica's batch.
 
     ``L = 1 / (d(z_S,a, z_S,b) / d(z_l,a, z_l,b) + 1e-5)`` with the distances averaged over every
     pair of the *global* batch (all-reduced), as the official code averages over its whole batch;
