@@ -26,6 +26,7 @@ import keras
 from keras import ops
 
 from tfcoord.config import PRECISIONS
+from tfcoord.layers.dtypes import to_float32
 
 
 
@@ -72,11 +73,6 @@ def loss_scaled(optimizer, precision: str):
 def inner_optimizer(optimizer):
     """The optimizer that owns the update rule and its slots (the wrapped one of a LossScaleOptimizer)."""
     return optimizer.inner_optimizer if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else optimizer
-
-
-def to_float32(x):
-    """``x`` as float32 when it is half precision (other dtypes pass): network outputs before losses and penalties."""
-    return ops.cast(x, "float32") if keras.backend.standardize_dtype(x.dtype) in ("bfloat16", "float16") else x
 
 
 def _loss_scale(optimizer, dtype):

@@ -23,7 +23,7 @@ from keras import ops
 from tfcoord.coords import CoordinateEmbedding, FourierFeatures
 from tfcoord.layers.modulated import ModulatedDense, ToRGB, expand_like
 from tfcoord.layers.stylegan import SQRT2, EqualLinear, MappingNetwork, NoiseInjection, fused_leaky_relu
-from tfcoord.training.precision import to_float32
+from tfcoord.layers.dtypes import to_float32
 
 ARCHITECTURES = ("skip", "res")
 ACTIVATIONS = ("lrelu", "sin", "sinrelu")

@@ -8,7 +8,7 @@ from keras import ops
 from tfcoord.coords import CocoGanCoordinates
 from tfcoord.layers import ConditionalBatchNorm, SNConv2D, SNDense
 from tfcoord.models.cocogan.normalization import BatchNorm
-from tfcoord.training.precision import to_float32
+from tfcoord.layers.dtypes import to_float32
 
 
 def conv_initializer():

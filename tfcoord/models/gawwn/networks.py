@@ -27,7 +27,7 @@ from keras import ops
 from tfcoord.layers.box_warp import BoxWarp
 from tfcoord.models.gawwn.blocks import batch_norm, conv, deconv, linear, tile_vector
 from tfcoord.models.gawwn.config import MAP_SIZE
-from tfcoord.training.precision import to_float32
+from tfcoord.layers.dtypes import to_float32
 
 S = MAP_SIZE
 

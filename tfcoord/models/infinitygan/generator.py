@@ -22,7 +22,7 @@ from keras import ops
 
 from tfcoord.layers.modulated_conv import ModulatedConv2D, PaddingFreeToRGB, center_crop
 from tfcoord.layers.stylegan import MappingNetwork, NoiseInjection, fused_leaky_relu
-from tfcoord.training.precision import to_float32
+from tfcoord.layers.dtypes import to_float32
 
 
 @keras.saving.register_keras_serializable(package="tfcoord")
