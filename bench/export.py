@@ -227,12 +227,12 @@ def run_config(run) -> dict:
 def parse_preset(text: str) -> tuple[str, str, tuple]:
     """``MODEL:PRESET[:KEY=VALUE,...]`` -> (model, preset, overrides), checked against the presets under configs/."""
     from tfcoord.config import list_presets
-    from tfcoord.models import MODELS
+    from tfcoord.models import SPECS, Capability
 
     model_type, _, rest = text.partition(":")
     preset, _, overrides = rest.partition(":")
-    if model_type not in MODELS or preset not in list_presets(model_type):
-        known = "; ".join(f"{m}: {', '.join(list_presets(m))}" for m in sorted(MODELS) if m != "text-encoder")
+    if model_type not in SPECS or preset not in list_presets(model_type):
+        known = "; ".join(f"{m}: {', '.join(list_presets(m))}" for m in sorted(SPECS) if SPECS[m].can(Capability.IMAGES))
         raise UserError(f"--model {text}: not a MODEL:PRESET of configs/ ({known})")
     return model_type, preset, tuple(o for o in overrides.split(",") if o)
 

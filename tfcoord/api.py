@@ -71,11 +71,12 @@ class Run:
         """
         from tfcoord.generation.canvas import render_canvas
 
-        renderer_of = getattr(self.model, "canvas_renderer", None)
-        if renderer_of is None:
+        from tfcoord.models import Capability, model_spec
+
+        if not model_spec(self.model.name).can(Capability.CANVAS):
             raise UserError(f"{self.model.name} does not generate by coordinates, so it has no render(); "
                             "use generate()")
-        renderer = renderer_of(int(width), int(height), int(seed), panorama=panorama, checkpoint=str(self.checkpoint))
+        renderer = self.model.canvas_renderer(int(width), int(height), int(seed), panorama=panorama, checkpoint=str(self.checkpoint))
         if out is not None:
             out = Path(out)
             fmt = {".png": "png", ".tif": "tiff", ".tiff": "tiff", ".dzi": "dzi"}.get(out.suffix.lower())

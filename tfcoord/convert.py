@@ -15,7 +15,6 @@ conversion succeeded.
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from pathlib import Path
@@ -23,17 +22,14 @@ from pathlib import Path
 from tfcoord import cli
 from tfcoord.config import load_config, read_yaml
 from tfcoord.errors import UserError
-from tfcoord.models import MODELS, check_model_name, default_preset, section_classes
+from tfcoord.models import default_preset, model_spec, section_classes
 
 
 def converter(model_type: str):
-    package = MODELS[check_model_name(model_type)].split(":")[0].rsplit(".", 1)[0]
-    try:
-        return importlib.import_module(f"{package}.convert")
-    except ModuleNotFoundError as err:
-        if err.name == f"{package}.convert":
-            raise UserError(f"there is no converter for '{model_type}' official checkpoints") from None
-        raise
+    spec = model_spec(model_type)
+    if spec.converter is None:
+        raise UserError(f"there is no converter for '{model_type}' official checkpoints")
+    return spec.converter.load()
 
 
 def parse_args(argv=None):

@@ -14,22 +14,20 @@ Examples::
 
 from __future__ import annotations
 
-import importlib
 import sys
 from pathlib import Path
 
 from tfcoord import cli
 from tfcoord.config import PRECISIONS, read_yaml
 from tfcoord.errors import UserError
-from tfcoord.models import MODELS, check_model_name
+from tfcoord.models import Capability, model_spec
 
 MAX_IMAGES = 10_000
 
 
 def model_cli(model_type: str):
     """The module holding a model's generate options."""
-    package = MODELS[check_model_name(model_type)].split(":")[0].rsplit(".", 1)[0]
-    return importlib.import_module(f"{package}.generate")
+    return model_spec(model_type).generate_options.load()
 
 
 def run_model_type(run) -> str:
@@ -98,7 +96,7 @@ def render(model, checkpoint, args) -> int:
     """Canvas mode: one image of --width x --height through the canvas engine (resumable)."""
     from tfcoord.generation.canvas import render_canvas
 
-    if not hasattr(model, "canvas_renderer"):
+    if not model_spec(model.name).can(Capability.CANVAS):
         raise UserError(f"{model.name} does not generate by coordinates, so --width/--height/--tile do not apply")
     native_height, native_width = model.image_size()
     width, height = args.width or native_width, args.height or native_height

@@ -1,49 +1,52 @@
-"""The registry of models. Each model is a subclass of :class:`tfcoord.models.base.CoordinateGan`.
+"""The registry of models: each package listed in :data:`PACKAGES` registers one
+:class:`~tfcoord.models.spec.ModelSpec` as ``SPEC`` in its ``__init__.py``.
 
-Models are imported lazily so that listing them (and validating a command line)
-does not import TensorFlow.
+Specs import no TensorFlow, so listing models (and validating a command line) stays fast;
+the wrapper classes are imported when asked for.
 """
 
 import importlib
 
 from tfcoord.config import closest
 from tfcoord.errors import UserError
+from tfcoord.models.spec import Capability, ModelSpec
 
-MODELS = {
-    "cocogan": "tfcoord.models.cocogan.model:CocoGan",
-    "gawwn": "tfcoord.models.gawwn.model:Gawwn",
-    "text-encoder": "tfcoord.models.text_encoder.model:TextEncoderModel",
-    "cips": "tfcoord.models.cips.model:Cips",
-    "infinitygan": "tfcoord.models.infinitygan.model:InfinityGan",
-}
+# Adding a model: a new folder tfcoord/models/<package>/ with its SPEC, and its package here.
+PACKAGES = ("cocogan", "gawwn", "text_encoder", "cips", "infinitygan")
+SPECS: dict[str, ModelSpec] = {}
+for _package in PACKAGES:
+    _spec = importlib.import_module(f"{__name__}.{_package}").SPEC
+    SPECS[_spec.name] = _spec
 
 
 def model_names() -> list[str]:
-    return sorted(MODELS)
+    return sorted(SPECS)
 
 
 def check_model_name(name: str) -> str:
-    if name not in MODELS:
-        raise UserError(f"unknown model '{name}'{closest(name, MODELS)}; available models: {', '.join(model_names())}")
+    if name not in SPECS:
+        raise UserError(f"unknown model '{name}'{closest(name, SPECS)}; available models: {', '.join(model_names())}")
     return name
+
+
+def model_spec(name: str) -> ModelSpec:
+    return SPECS[check_model_name(name)]
 
 
 def model_class(name: str):
     """The model class registered under ``name``."""
-    module_name, class_name = MODELS[check_model_name(name)].split(":")
-    return getattr(importlib.import_module(module_name), class_name)
-
-
-def _config_module(name: str):
-    """The model's config module (dataclasses only; importing it does not import TensorFlow)."""
-    return importlib.import_module(MODELS[check_model_name(name)].split(":")[0].rsplit(".", 1)[0] + ".config")
+    return model_spec(name).model_class()
 
 
 def section_classes(name: str) -> dict:
     """The model's own config sections, e.g. ``{"model": ..., "loss": ..., "optim": ...}``."""
-    return _config_module(name).SECTIONS
+    return model_spec(name).sections
 
 
 def default_preset(name: str) -> str:
     """The preset ``python -m tfcoord.train --model NAME`` uses: small enough for a CPU."""
-    return _config_module(name).DEFAULT_PRESET
+    return model_spec(name).default_preset
+
+
+def specs_with(capability: Capability) -> list[ModelSpec]:
+    return [spec for spec in SPECS.values() if spec.can(capability)]
