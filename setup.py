@@ -26,7 +26,7 @@ setup(
         "scipy",
     ],
     extras_require={
-        "test": ["pytest", "hypothesis", "psutil", "jax"],  # jax: the generators are also tested on Keras's JAX backend
+        "test": ["pytest", "hypothesis", "psutil", "jax", "jsonschema"],  # jax: the generators are also tested on Keras's JAX backend
         "convert": ["torch"],
     },
 )
