@@ -38,9 +38,10 @@ from export.server_files import BATCHING_FILE, WARMUP_FILE, batching_parameters_
 from tfcoord import cli
 from tfcoord.config import PRECISIONS
 from tfcoord.errors import UserError
+from tfcoord.serving import FORMAT
 
 DESCRIPTION_ASSET = "tfcoord_model.json"
-DESCRIPTION_FORMAT = "tfcoord-serving/1"
+DESCRIPTION_FORMAT = FORMAT  # the version of the description's schema (tfcoord.serving.SCHEMA)
 DESCRIBE = "describe"
 
 

@@ -18,6 +18,7 @@ import tensorflow as tf
 from tfcoord.coords import merge_patches
 from tfcoord.errors import UserError
 from tfcoord.models.base import finite_input
+from tfcoord.serving import LatentRecipe, ServingDescription, TileCoordinatesRecipe, Tiling
 
 
 def serving_functions(model, patch_size=None) -> dict:
@@ -64,27 +65,27 @@ def serving_description(model) -> dict:
               f"{formula}, where linear_position(k, n) = -1 + 2*k/(n-1) (tfcoord.coords). Indices outside the "
               "trained grid extrapolate with the same spacing (beyond-boundary generation). Every tile of one "
               f"image uses the same z, drawn once from U(-1, 1)^{cfg.z_dim}.")
-    return {
-        "model_type": "cocogan",
-        "paper": "COCO-GAN: Generation by Parts via Conditional Coordinating (Lin et al., ICCV 2019)",
-        "full_size": list(cfg.full_size),
-        "signatures": {
+    return ServingDescription(
+        model_type="cocogan",
+        paper="COCO-GAN: Generation by Parts via Conditional Coordinating (Lin et al., ICCV 2019)",
+        extra={"full_size": list(cfg.full_size)},
+        signatures={
             "generate_patch": {"doc": "one micro patch per row: G(z, micro_coords) in eval mode"},
             "generate_full": {"doc": "full images: all micro patches of each z at the trained coordinates"},
         },
-        "output": {"name": "rgb", "range": [-1.0, 1.0]},
-        "tiling": {
-            "signature": "generate_patch",
-            "tile_size": [m, m],
-            "native_tiles": [rows, cols],
+        output={"name": "rgb", "range": [-1.0, 1.0]},
+        tiling=Tiling(
+            signature="generate_patch",
+            tile_size=(m, m),
+            native_tiles=(rows, cols),
             # A larger canvas extends the grid equally on both sides (as --extrapolate does); a
             # panorama keeps theta = -1 at its left edge and wraps.
-            "anchor": ["center", "start" if cylindrical else "center"],
-            "inputs": {
-                "z": {"source": "latent", "shape": [cfg.z_dim], "distribution": "uniform", "low": -1.0, "high": 1.0},
-                "micro_coords": {"source": "tile_coordinates", "system": "cocogan",
-                                 "coordinate_system": geometry.system, "micro_rows": rows, "micro_cols": cols},
+            anchor=("center", "start" if cylindrical else "center"),
+            inputs={
+                "z": LatentRecipe(shape=(cfg.z_dim,), distribution="uniform", low=-1.0, high=1.0),
+                "micro_coords": TileCoordinatesRecipe("cocogan", {"coordinate_system": geometry.system,
+                                                                  "micro_rows": rows, "micro_cols": cols}),
             },
-            "recipe": recipe,
-        },
-    }
+            recipe=recipe,
+        ),
+    ).to_json()
