@@ -276,20 +276,20 @@ def test_step_inputs_pair_samples_for_the_diversity_loss():
     model = InfinityGan(load_config("infinitygan", section_classes("infinitygan"), preset="tiny", overrides=SMALL))
     inputs = model.step_inputs(tf.constant(3, tf.int64), 6)
     again = model.step_inputs(tf.constant(3, tf.int64), 6)
-    for name in ("g_global_latent", "g_coords", "g_ac_targets"):
-        value = inputs[name].numpy()
-        np.testing.assert_array_equal(value, again[name].numpy())  # stateless
+    for name in ("global_latent", "coords", "ac_targets"):
+        value = getattr(inputs["g"], name).numpy()
+        np.testing.assert_array_equal(value, getattr(again["g"], name).numpy())  # stateless
         assert not np.array_equal(value[1::2], value[0::2])  # drawn per sample, as the official sampler does
         paired = np.asarray(model._paired(value))  # the generator passes pair them (setup_paired_inputs)
         np.testing.assert_array_equal(paired[1::2], value[0::2])
         np.testing.assert_array_equal(paired[0::2], value[0::2])
-    local = inputs["g_local_latent"].numpy()
+    local = inputs["g"].local_latent.numpy()
     assert np.abs(local[1::2] - local[0::2]).min() < np.abs(local[1::2] - local[0::2]).max()  # own z_l
-    assert all(v.shape[0] == 6 for v in inputs.values())
-    assert not np.array_equal(inputs["d_global_latent"].numpy(), inputs["g_global_latent"].numpy())
+    assert all(v.shape[0] == 6 for v in tf.nest.flatten(inputs))
+    assert not np.array_equal(inputs["d"].global_latent.numpy(), inputs["g"].global_latent.numpy())
     # The coordinate targets are those of each sample's own window (fake_ac_targets of its draw).
-    assert inputs["g_coords"].shape == (6, model.geometry.window, model.geometry.window, 3)
-    assert inputs["g_ac_targets"].shape == (6, 3) and np.all(np.abs(inputs["g_ac_targets"].numpy()) <= 1.0)
+    assert inputs["g"].coords.shape == (6, model.geometry.window, model.geometry.window, 3)
+    assert inputs["g"].ac_targets.shape == (6, 3) and np.all(np.abs(inputs["g"].ac_targets.numpy()) <= 1.0)
 
 
 def test_fake_coordinate_targets_follow_the_pairing_unless_official():
@@ -299,8 +299,8 @@ def test_fake_coordinate_targets_follow_the_pairing_unless_official():
         model = small_model(f"loss.fake_coord_targets={flag}")
         model.generator = model.generator_ema
         inputs = model.step_inputs(tf.constant(1, tf.int64), 2)
-        _, _, targets = model.generate_training(inputs, "g")
-        np.testing.assert_array_equal(targets.numpy()[1], inputs["g_ac_targets"].numpy()[source])
+        _, _, targets = model.generate_training(inputs["g"])
+        np.testing.assert_array_equal(targets.numpy()[1], inputs["g"].ac_targets.numpy()[source])
 
 
 def test_odd_per_replica_batch_is_refused():

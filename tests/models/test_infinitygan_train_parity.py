@@ -30,6 +30,7 @@ from tfcoord.config import load_config
 from tfcoord.models import section_classes
 from tfcoord.gan import regularizers
 from tfcoord.models.infinitygan import convert
+from tfcoord.models.infinitygan.model import PassInputs
 from tfcoord.training.optimizers import PyTorchAdam
 
 FIXTURE = SHARED / "fixtures" / "official" / "infinitygan_train_step_s"
@@ -92,15 +93,16 @@ def batch_from_fixture(ref, model):
     for name, step in PASSES.items():
         # The path pass uses every shrink-th sample of its batch: repeat the recorded B // shrink samples.
         repeat = shrink if name == "path" else 1
-        values = {"global_latent": ref[f"{step}__global_latent"], "local_latent": nhwc(ref[f"{step}__local_latent"]),
-                  "coords": nhwc(ref[f"{step}__coords"]), "ac_targets": ref[f"{step}__ac_coords"],
-                  "inject_index": np.ones(batch_size // repeat, np.int32)}  # both z_g slots are equal (no mixing)
-        for i in range(geometry.num_convs):
-            values[f"noise_{i}"] = nhwc(ref[f"{step}__noise__texture_synthesizer.convs.{i}.noise"])
-        batch.update({f"{name}_{key}": np.repeat(value, repeat, axis=0) for key, value in values.items()})
+        draws = PassInputs(
+            global_latent=ref[f"{step}__global_latent"], local_latent=nhwc(ref[f"{step}__local_latent"]),
+            coords=nhwc(ref[f"{step}__coords"]), ac_targets=ref[f"{step}__ac_coords"],
+            inject_index=np.ones(batch_size // repeat, np.int32),  # both z_g slots are equal (no mixing)
+            noises=tuple(nhwc(ref[f"{step}__noise__texture_synthesizer.convs.{i}.noise"])
+                         for i in range(geometry.num_convs)))
+        batch[name] = tf.nest.map_structure(lambda value: np.repeat(value, repeat, axis=0), draws)
     # The official noise is already divided by sqrt(H W); the train step divides its N(0, 1) draw itself.
     batch["path_image_noise"] = np.repeat(nhwc(ref["path_step__path_noise"]) * model.patch_size, shrink, axis=0)
-    return {key: tf.constant(value) for key, value in batch.items()}
+    return tf.nest.map_structure(tf.constant, batch)
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,8 @@ replica's batch must be even; the loss uses distances averaged over the global b
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import tensorflow as tf
 from keras import ops
@@ -34,6 +36,21 @@ from tfcoord.models.infinitygan.generator import build_generator
 from tfcoord.training.precision import input_gradient, loss_scaled, scaled_gradients, to_float32
 
 PASSES = ("d", "g", "path")  # generator forwards of one step, each with its own random inputs
+
+
+class PassInputs(NamedTuple):
+    """The random draws of one generator pass (B samples; the train step forms the diversity pairs)."""
+
+    global_latent: tf.Tensor  # (B, 2, D) z_g; slot 1 differs only when the batch is style-mixed
+    inject_index: tf.Tensor  # (B,) the style slot where z_g's second slot takes over
+    local_latent: tf.Tensor  # (B, window, window, local_latent_dim) z_l
+    coords: tf.Tensor  # (B, window, window, coord_dim) a jittered window of the meta-grid
+    ac_targets: tf.Tensor  # (B, 3) that window's coordinate targets for D's auxiliary head
+    noises: tuple  # per texture conv i: (B, size_i, size_i, 1)
+
+    def every(self, stride: int) -> PassInputs:
+        """Every ``stride``-th sample (the path-length pass)."""
+        return tf.nest.map_structure(lambda value: value[::stride], self)
 
 
 def coordinates_of(model_cfg) -> InfinityGanCoordinates:
@@ -146,11 +163,7 @@ class InfinityGan(CoordinateGan):
     def step_inputs(self, step, global_batch_size):
         """The step's random draws, stateless in (seed, step), in the form the train step consumes.
 
-        Per generator pass (``d``, ``g``, ``path``): ``{pass}_global_latent`` (B, 2, D) (slot 1 differs
-        only when the batch is style-mixed), ``{pass}_inject_index``, ``{pass}_local_latent``,
-        ``{pass}_coords`` (B, window, window, coord_dim) of a random jittered meta-grid window and
-        ``{pass}_ac_targets`` (B, 3), that window's coordinate targets, and ``{pass}_noise_{i}``.
-        Every sample is drawn independently; the train step forms the diversity pairs, as the
+        Per generator pass (``d``, ``g``, ``path``): its :class:`PassInputs`. Every sample is drawn independently; the train step forms the diversity pairs, as the
         official generator does (``setup_paired_inputs``). ``path_image_noise`` is the path-length
         projection; ``real_row``/``real_col``/``real_ac_targets`` place the real patches.
         """
@@ -163,18 +176,18 @@ class InfinityGan(CoordinateGan):
             z1 = tf.random.stateless_normal([batch, model_cfg.global_latent_dim], next(seeds))
             z2 = tf.random.stateless_normal([batch, model_cfg.global_latent_dim], next(seeds))
             mixing = tf.random.stateless_uniform([], next(seeds)) < cfg.loss.style_mixing  # per batch, as official
-            inputs[f"{name}_global_latent"] = tf.stack([z1, tf.where(mixing, z2, z1)], axis=1)
             inject = tf.random.stateless_uniform([], next(seeds), 1, n_latent, tf.int32)
-            inputs[f"{name}_inject_index"] = tf.fill([batch], inject)
-            inputs[f"{name}_local_latent"] = tf.random.stateless_normal(
+            local_latent = tf.random.stateless_normal(
                 [batch, geometry.window, geometry.window, model_cfg.local_latent_dim], next(seeds))
             row = tf.random.stateless_uniform([batch], next(seeds), 0, coords.row_starts, tf.int32)
             col = tf.random.stateless_uniform([batch], next(seeds), 0, coords.meta_cols, tf.int32)
             jitter = tf.random.stateless_uniform([batch, 4], next(seeds), -1.0, 1.0)
-            inputs[f"{name}_coords"] = coords.training_coords(row, col, jitter)
-            inputs[f"{name}_ac_targets"] = coords.fake_ac_targets(row, col)
-            for i, size in enumerate(geometry.conv_output_sizes()):
-                inputs[f"{name}_noise_{i}"] = tf.random.stateless_normal([batch, size, size, 1], next(seeds))
+            inputs[name] = PassInputs(
+                global_latent=tf.stack([z1, tf.where(mixing, z2, z1)], axis=1), inject_index=tf.fill([batch], inject),
+                local_latent=local_latent, coords=coords.training_coords(row, col, jitter),
+                ac_targets=coords.fake_ac_targets(row, col),
+                noises=tuple(tf.random.stateless_normal([batch, size, size, 1], next(seeds))
+                             for size in geometry.conv_output_sizes()))
         patch = self.patch_size
         inputs["path_image_noise"] = tf.random.stateless_normal([batch, patch, patch, 3], next(seeds))
         span = model_cfg.full_size - patch
@@ -191,24 +204,20 @@ class InfinityGan(CoordinateGan):
             return values
         return ops.take(values, (ops.arange(ops.shape(values)[0]) // 2) * 2, axis=0)
 
-    def _training_styles(self, generator, batch, name):
+    def _training_styles(self, generator, draws: PassInputs):
         """w+ (B, n_latent, D) with style mixing at the batch's inject index."""
-        global_latent = self._paired(batch[f"{name}_global_latent"])
+        global_latent = self._paired(draws.global_latent)
         texture = generator.texture
         w1, w2 = texture.map(global_latent[:, 0]), texture.map(global_latent[:, 1])
         slots = ops.arange(texture.n_latent, dtype="int32")
-        first = ops.expand_dims(ops.expand_dims(slots < batch[f"{name}_inject_index"][0], 0), -1)
+        first = ops.expand_dims(ops.expand_dims(slots < draws.inject_index[0], 0), -1)
         return ops.where(first, ops.expand_dims(w1, 1), ops.expand_dims(w2, 1))
 
-    def _structure(self, generator, batch, name):
-        global_latent = self._paired(batch[f"{name}_global_latent"])
-        coords = self._paired(batch[f"{name}_coords"])
-        return generator.structure(global_latent[:, 0], batch[f"{name}_local_latent"], coords)
+    def _structure(self, generator, draws: PassInputs):
+        global_latent, coords = self._paired(draws.global_latent), self._paired(draws.coords)
+        return generator.structure(global_latent[:, 0], draws.local_latent, coords)
 
-    def _noises(self, batch, name):
-        return [batch[f"{name}_noise_{i}"] for i in range(self.geometry.num_convs)]
-
-    def generate_training(self, batch, name, generator=None):
+    def generate_training(self, draws: PassInputs, generator=None):
         """(fake patches, structure latent, D's coordinate targets) of one training pass.
 
         Odd samples are generated with their pair's z_g and coordinates; their coordinate target is
@@ -217,9 +226,9 @@ class InfinityGan(CoordinateGan):
         handler returns its targets before the generator pairs the coordinates).
         """
         generator = generator or self.generator
-        structure = self._structure(generator, batch, name)
-        rgb = generator.texture(structure, self._training_styles(generator, batch, name), self._noises(batch, name))
-        targets = batch[f"{name}_ac_targets"]
+        structure = self._structure(generator, draws)
+        rgb = generator.texture(structure, self._training_styles(generator, draws), list(draws.noises))
+        targets = draws.ac_targets
         if self.config.loss.fake_coord_targets == "paired":
             targets = self._paired(targets)
         return rgb, structure, targets
@@ -270,7 +279,7 @@ class InfinityGan(CoordinateGan):
         out = {}
 
         # -- D: logistic loss + auxiliary coordinates on real and fake -------------------------------
-        fake, _, fake_targets = self.generate_training(batch, "d")
+        fake, _, fake_targets = self.generate_training(batch["d"])
         fake = ops.stop_gradient(fake)
         d_variables = self.d_variables()
         with tf.GradientTape() as tape:
@@ -303,12 +312,12 @@ class InfinityGan(CoordinateGan):
         # -- G: non-saturating + coordinates + diversity ---------------------------------------------
         g_variables = self.g_variables()
         with tf.GradientTape() as tape:
-            fake, structure, fake_targets = self.generate_training(batch, "g")
+            fake, structure, fake_targets = self.generate_training(batch["g"])
             fake_logits, fake_coords = self._discriminate(fake)
             adversarial = nonsaturating_generator_loss(fake_logits)
             g_loss = average(adversarial + self._coordinate_term(fake_coords, fake_targets), global_batch_size)
             if loss_cfg.diversity_weight:
-                diversity = regularizers.diversity_loss(batch["g_local_latent"], to_float32(structure),
+                diversity = regularizers.diversity_loss(batch["g"].local_latent, to_float32(structure),
                                                         loss_cfg.diversity_distance)
                 g_loss = g_loss + loss_cfg.diversity_weight * diversity
                 out["diversity"] = diversity
@@ -326,17 +335,17 @@ class InfinityGan(CoordinateGan):
     def _path_length_step(self, batch, global_batch_size):
         loss_cfg = self.config.loss
         shrink = loss_cfg.path_batch_shrink
-        half = {k: v[::shrink] for k, v in batch.items() if k.startswith("path_")}
+        draws = batch["path"].every(shrink)
         path_global = max(1, global_batch_size // shrink)
         g_variables = self.g_variables()
         texture = self.generator.texture
         with tf.GradientTape() as tape:
-            structure = self._structure(self.generator, half, "path")
-            styles = self._training_styles(self.generator, half, "path")
+            structure = self._structure(self.generator, draws)
+            styles = self._training_styles(self.generator, draws)
             with tf.GradientTape() as inner:
                 inner.watch(styles)
-                rgb = texture(structure, styles, self._noises(half, "path"))
-                noise = half["path_image_noise"] / float(np.sqrt(self.patch_size * self.patch_size))
+                rgb = texture(structure, styles, list(draws.noises))
+                noise = batch["path_image_noise"][::shrink] / float(np.sqrt(self.patch_size * self.patch_size))
                 projected = ops.sum(rgb * noise)
             lengths = regularizers.path_lengths(to_float32(input_gradient(inner, projected, styles, self.g_optimizer)))
             totals = replica_sum(ops.stack([ops.sum(lengths), ops.cast(ops.shape(lengths)[0], "float32")]))
