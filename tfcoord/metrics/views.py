@@ -26,6 +26,7 @@ generator's pixel scale: InfinityGAN's 197 x 197 training images).
 from __future__ import annotations
 
 import math
+import typing
 
 import numpy as np
 
@@ -69,9 +70,36 @@ def scaleinv_postprocess(images, real_size, scale: float, fov: float) -> np.ndar
     return resize_corners_aligned(images, real_size)
 
 
-def _model_hook(model, name):
-    hook = getattr(model, name, None)
-    return hook if callable(hook) else None
+@typing.runtime_checkable
+class SamplesAnySize(typing.Protocol):
+    """A model that draws images larger than its training size (ScaleInv FID; InfinityGAN)."""
+
+    def sample_images_at(self, seed: int, num: int, size: tuple[int, int]) -> np.ndarray: ...
+
+
+@typing.runtime_checkable
+class HasFieldOfView(typing.Protocol):
+    """A model whose generated pixels cover less than a real pixel: generator pixels per real pixel."""
+
+    def field_of_view(self) -> float: ...
+
+
+@typing.runtime_checkable
+class HasPatchSize(typing.Protocol):
+    """A model trained on patches: patch FID compares patches of this side (pixels)."""
+
+    patch_size: int
+
+
+@typing.runtime_checkable
+class SamplesPatches(typing.Protocol):
+    """A model that draws its patches directly (else patch FID centre-crops its images)."""
+
+    def sample_patches(self, seed: int, num: int) -> np.ndarray: ...
+
+
+def _field_of_view(model, options) -> float:
+    return float(options.get("fov") or (model.field_of_view() if isinstance(model, HasFieldOfView) else 1.0))
 
 
 class FullImages:
@@ -105,18 +133,16 @@ class Patches(FullImages):
 
     def __init__(self, model, options):
         super().__init__(model, options)
-        field_of_view = _model_hook(model, "field_of_view")
-        self.fov = float(options.get("fov") or (field_of_view() if field_of_view else 1.0))
+        self.fov = _field_of_view(model, options)
         self.real_size = tuple(max(1, int(round(side * self.fov))) for side in self.real_size)
-        size = options.get("patch_size") or getattr(model, "patch_size", None)
-        size = size() if callable(size) else size
+        size = options.get("patch_size") or (model.patch_size if isinstance(model, HasPatchSize) else None)
         if not size:
             raise UserError(f"patch-fid needs --patch-size: the {model.name} model does not define patch_size()")
         self.size = (size, size) if isinstance(size, int) else tuple(int(s) for s in size)
         if self.size[0] > self.real_size[0] or self.size[1] > self.real_size[1] or min(self.size) < 1:
             raise UserError(f"--patch-size {self.size[0]}x{self.size[1]} must fit inside the "
                             f"{self.real_size[0]}x{self.real_size[1]} images of the {model.name} model")
-        self.sample_patches = _model_hook(model, "sample_patches")
+        self.sample_patches = model.sample_patches if isinstance(model, SamplesPatches) else None
 
     def describe(self) -> dict:
         return {"view": self.kind, "crop": f"centre {self.size[0]}x{self.size[1]}"}
@@ -145,10 +171,8 @@ class ScaleInvariant(FullImages):
     def __init__(self, model, options):
         self.model = model
         self.scale = float(options.get("scale") or 2)
-        field_of_view = _model_hook(model, "field_of_view")
-        self.fov = float(options.get("fov") or (field_of_view() if field_of_view else 1.0))
-        self.sample_images_at = _model_hook(model, "sample_images_at")
-        if self.sample_images_at is None:
+        self.fov = _field_of_view(model, options)
+        if not isinstance(model, SamplesAnySize):
             raise UserError(f"scaleinv-fid generates images larger than the training size, which the {model.name} "
                             "model does not offer (it has no sample_images_at(seed, num, size)); use fid or patch-fid")
         self.real_size = tuple(int(s) for s in model.image_size())
@@ -162,7 +186,7 @@ class ScaleInvariant(FullImages):
                 "generated_size": list(self.generated_size), "real_size": list(self.real_size)}
 
     def generate(self, seed, num):
-        images = self.sample_images_at(seed, num, self.generated_size)
+        images = self.model.sample_images_at(seed, num, self.generated_size)
         return scaleinv_postprocess(images, self.real_size, self.scale, self.fov)
 
 

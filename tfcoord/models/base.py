@@ -113,9 +113,8 @@ class CoordinateGan:
         """``num`` generated images in [-1, 1], (num, H, W, 3), for sample grids."""
         raise NotImplementedError
 
-    # Optional hooks, looked up by tfcoord.metrics.views (not defined here so that their absence
-    # can be detected): ``sample_images_at(seed, num, (height, width))`` -- images of any size
-    # (ScaleInv FID), and ``field_of_view()`` -- generator pixels per real-image pixel.
+    # Optional interfaces of tfcoord.metrics.views (protocols: SamplesAnySize, HasFieldOfView,
+    # HasPatchSize, SamplesPatches), implemented by the models that offer them.
 
     # -- export (see export/ and tensorflow.md §12-13) ----------------------------------------
     def serving_functions(self, patch_size: int | None = None) -> dict:

@@ -22,7 +22,7 @@ class Capability(enum.Enum):
     IMAGES = "images"  # sample_images(seed, num): sample grids in the log, FID/KID/precision-recall
     CANVAS = "canvas"  # canvas_renderer(...): generate --width/--height, Run.render, the canvas engine
     TILES = "tiles"  # its serving description has a tile recipe: export.client draws canvases from the export
-    PATCHES = "patches"  # patch_size(), sample_patches(...): patch FID
+    PATCHES = "patches"  # trained on patches: patch_size, and sample_images_at(...) for ScaleInv FID
 
 
 @dataclasses.dataclass(frozen=True)
