@@ -447,7 +447,7 @@ class Gawwn(CoordinateGan):
 
     def sample_images(self, seed, num):
         """Rows of one probe caption each: the real image, G at the real box/parts, then the box/parts moved."""
-        columns = max(1, int(math.ceil(math.sqrt(num))))
+        columns = max(2, int(math.ceil(math.sqrt(num))))  # one column drew nothing: num=1 failed
         rows = int(math.ceil(num / columns))
         probe = self.probe_batch(rows)
         text = self.probe_text(probe)

@@ -97,6 +97,7 @@ class TextEncoderModel(CoordinateGan):
 
     def __init__(self, config):
         super().__init__(config)
+        self._probe = None  # the scored batch of sample_images, read on first use (a reopened run never builds())
         self.image_feature_table = None
         if config.model.image_features:
             self.image_feature_table = load_image_features(config.model.image_features, config.data.source,
@@ -139,7 +140,6 @@ class TextEncoderModel(CoordinateGan):
         # Loss-scaled under mixed_float16 (tfcoord.training.precision).
         self.optimizer = loss_scaled(keras.optimizers.RMSprop(rate, rho=0.99, epsilon=1e-8), self.precision)
         self.optimizer.build(self.variables())
-        self._probe = None
 
     def variables(self):
         image = [] if self.image_encoder is None else list(self.image_encoder.trainable_variables)
