@@ -176,10 +176,13 @@ def test_samples_are_images_of_the_full_frame(case, run):
 
 # -- capabilities and the serving description --------------------------------------------------
 def test_capabilities_agree_with_the_wrapper(case, run):
+    from tfcoord.metrics.views import HasPatchSize, SamplesAnySize
+
     cls, description = type(run.model), run.model.serving_description()
     assert case.spec.model_class() is cls
     assert case.spec.can(Capability.CANVAS) == callable(getattr(cls, "canvas_renderer", None))
-    assert case.spec.can(Capability.PATCHES) == (hasattr(cls, "patch_size") or hasattr(cls, "sample_patches"))
+    patches = isinstance(run.model, HasPatchSize) and isinstance(run.model, SamplesAnySize)
+    assert case.spec.can(Capability.PATCHES) == patches
     assert case.spec.can(Capability.TILES) == ("tiling" in description)
 
 
