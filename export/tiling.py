@@ -64,32 +64,21 @@ SUPPORTED_FORMATS = ("tfcoord-serving/1",)
 
 
 def cocogan_tile_coordinates(recipe: dict, tile_size, rows, cols, plan=None):
-    """COCO-GAN micro coordinates of grid indices (rows, cols), by :class:`tfcoord.coords.CocoGanCoordinates`."""
-    from tfcoord.coords import CocoGanCoordinates
+    from tfcoord.models.cocogan.coordinates import tile_coordinates
 
-    # Micro coordinates depend only on the number of micro positions per axis; count in patches.
-    geometry = CocoGanCoordinates(recipe["micro_rows"], recipe["micro_cols"], 1, 1, recipe["coordinate_system"])
-    return np.asarray(geometry.micro_coords(rows, cols), "float32")
+    return tile_coordinates(recipe, tile_size, rows, cols, plan)
 
 
 def cips_tile_coordinates(recipe: dict, tile_size, rows, cols, plan=None):
-    from tfcoord.coords import cips_serving_tile_coordinates
+    from tfcoord.models.cips.coordinates import tile_coordinates
 
-    return cips_serving_tile_coordinates(recipe, tile_size, rows, cols)
+    return tile_coordinates(recipe, tile_size, rows, cols, plan)
 
 
 def infinitygan_tile_coordinates(recipe: dict, tile_size, rows, cols, plan):
-    """Windows of InfinityGAN's canvas coordinates (:func:`tfcoord.coords.infinitygan_canvas_coords`):
-    ``window`` latents at ``stride`` latents per tile, v centred on the canvas' latent rows."""
-    from tfcoord.coords import infinitygan_canvas_coords
+    from tfcoord.models.infinitygan.geometry import tile_coordinates
 
-    window, stride = int(recipe["window"]), int(recipe["stride"])
-    total_rows = window + stride * (plan.rows - 1)  # latent rows of the covered canvas: the horizon's centre
-    tiles = [infinitygan_canvas_coords(recipe["coordinate_system"], float(recipe["vertical_step"]),
-                                       int(recipe["horizontal_period"]), int(r) * stride, window, int(c) * stride,
-                                       window, total_rows, plan.period_latents)
-             for r, c in zip(np.ravel(rows), np.ravel(cols))]
-    return np.stack(tiles).astype("float32")
+    return tile_coordinates(recipe, tile_size, rows, cols, plan)
 
 
 # system name -> fn(recipe, (tile height, tile width), rows, cols, plan) -> (n, ...) float32 for the
