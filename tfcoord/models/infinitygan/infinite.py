@@ -424,3 +424,20 @@ def patch_count(model, height: int, width: int) -> int:
     """Patches needed for a height x width canvas (1024 x 2048 -> 242 for the paper model)."""
     return CanvasPlan(model.geometry, height, width).num_patches
 
+
+def example_inputs(model, description: dict, signature: str, batch: int, seed: int = 0) -> dict | None:
+    """Inputs of a patch signature for ``batch`` rows: one canvas row of ``batch`` patches, so that the windows
+    have the sizes the signature requires (tests, benchmarks); None for ``map_latent``, which takes any z_g."""
+    if signature == "map_latent":
+        return None
+    geometry = model.geometry
+    plan = CanvasPlan(geometry, geometry.canvas_pixels(1), geometry.canvas_pixels(batch))
+    latents = CanvasLatents(model, plan, seed, noise=signature != "generate_patch_nonoise")
+    patches = [latents.patch(0, col) for col in range(batch)]
+    inputs = {"global_latent": model.global_latents(seed, batch),
+              "local_latent": np.stack([p["local_latent"] for p in patches]),
+              "coords": np.stack([p["coords"] for p in patches])}
+    for i in range(len(patches[0].get("noises", []))):
+        noise = np.stack([p["noises"][i] for p in patches])
+        inputs[f"noise_{i}"] = noise.reshape(*noise.shape[:3], 1)
+    return {name: value.astype("float32") for name, value in inputs.items()}
