@@ -65,10 +65,10 @@ def inputs(generator):
     import numpy as np
     import tensorflow as tf
 
-    from tfcoord.coords import cips_tile_coords
+    from tfcoord.models.cips.coordinates import tile_coords
 
     z = tf.constant(np.random.default_rng(0).standard_normal((1, generator.style_dim)).astype("float32"))
-    coords = tf.constant(cips_tile_coords(0, 0, SIZE, SIZE, SIZE, SIZE)[None])
+    coords = tf.constant(tile_coords(0, 0, SIZE, SIZE, SIZE, SIZE)[None])
     return z, coords
 
 

@@ -114,12 +114,12 @@ def tfcoord_case(model: str, quick: bool, precision: str = "float32"):
     config = _config(model, quick)
     cfg = config.model
     if model == "cips":
-        from tfcoord.coords import cips_tile_coords
+        from tfcoord.models.cips.coordinates import tile_coords
         from tfcoord.models.cips.generator import build_generator
 
         g, side = build_generator(cfg), cfg.size
         # Under bf16 the coordinate layers stay float32: the library's mixed-precision rule (train.precision).
-        grid = np.asarray(cips_tile_coords(0, 0, side, side, side, side), "float32")
+        grid = np.asarray(tile_coords(0, 0, side, side, side, side), "float32")
 
         def inputs(batch, rng):
             return (rng.standard_normal((batch, cfg.style_dim)), np.repeat(grid[None], batch, 0),

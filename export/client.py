@@ -14,7 +14,7 @@ COCO-GAN, CIPS and InfinityGAN are tiled. InfinityGAN's tiles are its 101 px pat
 96 px steps (53 / 48 px for the tiny preset), overlapping by 5 px; their local latent,
 noise and coordinates are windows of canvas-wide fields drawn per position with the
 library's portable seeding (a 64-bit hash of seed, field, position and channel, then
-Box-Muller: :mod:`tfcoord.models.infinitygan.seeding`, the recipe a phone app reimplements;
+Box-Muller: :mod:`tfcoord.generation.fields`, the recipe a phone app reimplements;
 ``--seeding legacy`` draws the NumPy fields of images made before it), so the image equals
 ``python -m tfcoord.generate --model infinitygan``
 (:func:`tfcoord.models.infinitygan.infinite.generate_canvas`) for the same seed, sizes

@@ -18,10 +18,11 @@ for (weights and activations; the inputs and the output stay float32, so clients
 change), calibrated on a representative set made by the model's own tile recipe: the
 tiles of canvases of several seeds, as a client builds them. Ops without an int8 kernel
 stay float (CIPS's Fourier features and embedding lookup: SIN, FLOOR, SQUARE); the
-sidecar lists them as ``float_ops``. GAWWN is calibrated on the conditions of its run's own
-data (the captions through its text encoder, the boxes or parts) as well as on random ones,
-and its where-geometry stays float on purpose (:data:`FLOAT_GEOMETRY_INPUTS`): the file is
-then integer in every learned layer but not integer throughout.
+sidecar lists them as ``float_ops``. A model whose spec has ``calibration_inputs`` (GAWWN: the
+conditions of its run's own data, the captions through its text encoder, the boxes or parts)
+is calibrated on those as well as on random ones, and the geometry of its
+``int8_float_inputs`` (GAWWN's box and keypoints) stays float on purpose: the file is then
+integer in every learned layer but not integer throughout.
 
 Checks before writing: no ``VAR_HANDLE``/``READ_VARIABLE`` op and a file of at least
 half the expected weight bytes (an untracked-variable export is tiny and outputs NaN,
@@ -40,6 +41,7 @@ import numpy as np
 
 from tfcoord import cli
 from tfcoord.errors import UserError
+from tfcoord.models import SPECS, model_spec
 
 QUANTIZATIONS = ("none", "float16", "dynamic-int8", "int8")
 BYTES_PER_WEIGHT = {"none": 4, "float16": 2, "dynamic-int8": 1, "int8": 1}
@@ -47,13 +49,8 @@ METADATA_NAME = "tfcoord_description"
 REPRESENTATIVE_ROWS = 64  # calibration rows for int8 (TFLite's guidance: a few hundred at most)
 SIGNATURE = "generate_patch"
 FORBIDDEN_OPS = ("VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE")
-# int8: the inputs whose geometry stays float32. GAWWN turns a box into bilinear sampling weights (1 / box size,
-# floor, compare) and keypoints into 16 x 16 map cells (floor(16 v + 0.5), cast to int, compare). In int8 those
-# positions have 8 bits for a 16-cell axis, and a cast of a dequantised 13 (12.96) truncates to 12: on the trained
-# tiny runs, int8 PSNR 16.3 dB (box) and 10.6 dB (keypoints) against Keras; with these ops in float32, 41.8 and
-# 44.1 dB (bench.int8). They are a few thousand values per image; the weighted layers they feed stay int8.
-FLOAT_GEOMETRY_INPUTS = {"gawwn": ("box", "keypoints")}
-# Where the float geometry stops: the convolutions that read it as an activation (GAWWN keypoint G's maps).
+# Where the float geometry of a spec's int8_float_inputs stops: the convolutions that read it as an activation
+# (GAWWN keypoint G's maps).
 GEOMETRY_STOPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV"})
 
 
@@ -133,15 +130,17 @@ def representative_inputs(model, description: dict, batch: int, rows: int = REPR
     native-size canvases of seeds ``first_seed``, ``first_seed + 1``, ... (models without a tile recipe: their
     example inputs). Calibration takes seeds from 0; accuracy checks take others.
 
-    GAWWN: first ``rows`` more dicts with the conditions of the run's own data (:func:`data_conditions`, elements
-    from ``first_seed * batch`` on), then the random ones; the callable's ``source`` says which were used.
+    A model whose spec has ``calibration_inputs`` (GAWWN's data conditions): first ``rows`` more dicts from that
+    hook (elements from ``first_seed * batch`` on), then the random ones; the callable's ``source`` says which were
+    used.
     """
     from export.example_inputs import example_inputs
     from export.tiling import TilePlan
 
     conditioned, source = [], "random inputs of the signature"
-    if description.get("model_type") == "gawwn":
-        conditioned, source = data_conditions(model, batch, rows, first_seed * batch)
+    registered = SPECS.get(description.get("model_type"))
+    if registered is not None and registered.calibration_inputs is not None:
+        conditioned, source = registered.calibration_inputs.load()(model, batch, rows, first_seed * batch)
 
     def tiles():
         yield from conditioned
@@ -164,34 +163,6 @@ def representative_inputs(model, description: dict, batch: int, rows: int = REPR
 
     tiles.source = source
     return tiles
-
-
-def data_conditions(model, batch: int, rows: int, start: int) -> tuple[list[dict], str]:
-    """GAWWN: ``rows`` input dicts of ``batch`` images conditioned as the run was trained, on elements ``start``,
-    ``start + 1``, ... of its data (evaluation stream): the mean embedding of their captions (the run's text
-    encoder), their boxes or parts, z ~ N(0, I) of seed ``start``; and a line saying so. Random conditions alone
-    miss the ranges real ones reach: calibrated on them, the trained keypoint run reaches 27.6 dB on data
-    conditions, 43.3 dB calibrated on both. If the data cannot be read here, no dicts and the reason (the export
-    goes on with random conditions)."""
-    import tensorflow as tf
-
-    from tfcoord.data import make_dataset
-
-    count = batch * rows
-    try:
-        data = make_dataset(model.config.data.source, image_size=model.image_size(), batch_size=count,
-                            seed=model.config.train.seed, start_index=start, training=False)
-        element = {key: value.numpy() for key, value in next(iter(data.take(1))).items()}
-        text = model.probe_text(element)
-    except (UserError, OSError, StopIteration, tf.errors.OpError) as err:
-        return [], f"random inputs of the signature (the run's data {model.config.data.source} could not be " \
-                   f"read: {str(err).splitlines()[0][:120]})"
-    box_run = model.config.model.conditioning == "box"
-    columns = {"z": model.latents(start, count), "text_embedding": text,
-               "box" if box_run else "keypoints": element["bbox"] if box_run else element["keypoints"]}
-    dicts = [{name: np.asarray(value[row * batch:(row + 1) * batch], np.float32) for name, value in columns.items()}
-             for row in range(rows)]
-    return dicts, f"{rows} batches with the conditions of {model.config.data.source} and {rows} random ones"
 
 
 def float_ops(blob: bytes) -> list[str]:
@@ -309,10 +280,10 @@ def export_tflite(run_dir, out, patch: int, quantize: str = "none", batch: int =
         description = save_serving_module(model, Path(scratch) / "saved_model", run_description(model, run_dir, checkpoint),
                                           patch_size=patch, batch_size=batch or None, names=(SIGNATURE,))
         weights = description["parameters"]["trainable"]
+        float_inputs = model_spec(model.config.model_type).int8_float_inputs
         representative = representative_inputs(model, description, batch or 1) if quantize == "int8" else None
         try:
-            blob = convert(Path(scratch) / "saved_model", quantize, representative,
-                           float_inputs=FLOAT_GEOMETRY_INPUTS.get(model.config.model_type, ()))
+            blob = convert(Path(scratch) / "saved_model", quantize, representative, float_inputs=float_inputs)
         except RuntimeError as err:
             if batch:
                 raise
@@ -326,11 +297,10 @@ def export_tflite(run_dir, out, patch: int, quantize: str = "none", batch: int =
     if quantize == "int8":
         description["tflite"]["float_ops"] = float_ops(blob)
         description["tflite"]["calibration"] = representative.source
-        if model.config.model_type in FLOAT_GEOMETRY_INPUTS:
+        if float_inputs:
             description["tflite"]["float_geometry"] = (
-                f"the ops computing only from {' and '.join(FLOAT_GEOMETRY_INPUTS[model.config.model_type])} stay "
-                "float32 (int8 positions are too coarse for map cells and sampling weights); every learned layer "
-                "is int8")
+                f"the ops computing only from {' and '.join(float_inputs)} stay float32 (int8 positions are too "
+                "coarse for map cells and sampling weights); every learned layer is int8")
     if report:
         description["tflite"]["gpu_delegate"] = gpu_delegate_report(blob)
     # The description travels inside the file too (the sidecar's "tflite" section describes the file itself).

@@ -22,31 +22,30 @@ Inputs are built by the builder registered for their ``source`` in :data:`INPUT_
   ``numpy.random.default_rng([seed, k, ...])``, or, with ``generator``
   ``splitmix64-boxmuller/1`` (InfinityGAN's z_g), as row 0 of that portable field (below;
   :func:`draw_latents`);
-* ``tile_coordinates``: a function of the tile's grid index, registered for the recipe's
-  ``system`` in :data:`COORDINATE_SYSTEMS` (``cocogan``, ``cips``, ``infinitygan``; the last
-  is a ``window`` of latent coordinates at ``stride`` latents per tile, vertically centred
-  on the canvas' ``window + stride * (rows - 1)`` latent rows);
+* ``tile_coordinates``: a function of the tile's grid index, which the model that names the
+  recipe's ``system`` registers in its spec (:attr:`tfcoord.models.spec.ModelSpec.tile_coordinates`;
+  :data:`COORDINATE_SYSTEMS`);
 * ``canvas_field``: a ``window`` x ``window`` x ``channels`` window, at ``stride`` positions
   per tile, of a standard-normal field shared by the whole canvas (InfinityGAN's local
   latent and per-layer noise), so that overlapping tiles get the same values where they
-  overlap. The field is :class:`tfcoord.models.infinitygan.infinite.PositionalField`. Its
+  overlap. The field is :class:`tfcoord.generation.fields.PositionalField`. Its
   ``generator`` names the recipe: ``splitmix64-boxmuller/1`` (the portable one,
-  :mod:`tfcoord.models.infinitygan.seeding`: channel c at (y, x) is a 64-bit hash of
+  :mod:`tfcoord.generation.fields`: channel c at (y, x) is a 64-bit hash of
   ``[seed, *seed_path, y, x, c]`` turned into a normal by Box-Muller, integer operations any
   language reimplements), or ``numpy-default-rng`` (the legacy one, also for descriptions
   without the key): position (y, x) holds ``default_rng([seed, *seed_path, y // T, x // T])
   .standard_normal((T, T, channels), float32)[y % T, x % T]`` (T = ``field_tile``). Values are
   computed tile by tile when a window needs it (an LRU cache holds the tiles of a few rows of
   tiles), never as a whole canvas. With these, the client draws exactly the canvas of tfcoord's
-  ``generate`` for the same seed (InfinityGAN: :func:`~tfcoord.models.infinitygan.infinite.generate_canvas`;
-  ``seeding="legacy"`` draws every such input with the legacy recipe, as ``generate --seeding legacy``).
+  ``generate`` for the same seed (``seeding="legacy"`` draws every such input with the legacy
+  recipe, as ``generate --seeding legacy``).
 
 ``panorama=True`` (descriptions with a ``tiling.panorama`` section, InfinityGAN) renders a
 360 degree canvas: the width must be a multiple of ``pixels_per_latent``; coordinates and
 canvas fields are periodic with the width (``units_per_latent`` field columns per latent
 column), and the image starts at canvas column 0.
 
-A model whose inputs need another recipe registers it here.
+A model whose inputs need another source registers it here; another coordinate system, in its spec.
 """
 
 from __future__ import annotations
@@ -57,47 +56,17 @@ import math
 import numpy as np
 
 from tfcoord.errors import UserError
+from tfcoord.generation.fields import GENERATORS, SEEDING_OF_GENERATOR, PositionalField, check_seeding, field_window
 from tfcoord.generation.tiles import CROPS, Tile, TileGrid, panorama_period
-from tfcoord.models.infinitygan.seeding import GENERATORS, SEEDING_OF_GENERATOR, check_seeding, field_window
+from tfcoord.models import SPECS
 
 SUPPORTED_FORMATS = ("tfcoord-serving/1",)
-
-
-def cocogan_tile_coordinates(recipe: dict, tile_size, rows, cols, plan=None):
-    """COCO-GAN micro coordinates of grid indices (rows, cols), by :class:`tfcoord.coords.CocoGanCoordinates`."""
-    from tfcoord.coords import CocoGanCoordinates
-
-    # Micro coordinates depend only on the number of micro positions per axis; count in patches.
-    geometry = CocoGanCoordinates(recipe["micro_rows"], recipe["micro_cols"], 1, 1, recipe["coordinate_system"])
-    return np.asarray(geometry.micro_coords(rows, cols), "float32")
-
-
-def cips_tile_coordinates(recipe: dict, tile_size, rows, cols, plan=None):
-    from tfcoord.coords import cips_serving_tile_coordinates
-
-    return cips_serving_tile_coordinates(recipe, tile_size, rows, cols)
-
-
-def infinitygan_tile_coordinates(recipe: dict, tile_size, rows, cols, plan):
-    """Windows of InfinityGAN's canvas coordinates (:func:`tfcoord.coords.infinitygan_canvas_coords`):
-    ``window`` latents at ``stride`` latents per tile, v centred on the canvas' latent rows."""
-    from tfcoord.coords import infinitygan_canvas_coords
-
-    window, stride = int(recipe["window"]), int(recipe["stride"])
-    total_rows = window + stride * (plan.rows - 1)  # latent rows of the covered canvas: the horizon's centre
-    tiles = [infinitygan_canvas_coords(recipe["coordinate_system"], float(recipe["vertical_step"]),
-                                       int(recipe["horizontal_period"]), int(r) * stride, window, int(c) * stride,
-                                       window, total_rows, plan.period_latents)
-             for r, c in zip(np.ravel(rows), np.ravel(cols))]
-    return np.stack(tiles).astype("float32")
-
-
-# system name -> fn(recipe, (tile height, tile width), rows, cols, plan) -> (n, ...) float32 for the
-# grid indices rows, cols (each of shape (n,)) of n tiles of the TilePlan ``plan``.
-COORDINATE_SYSTEMS = {"cocogan": cocogan_tile_coordinates, "cips": cips_tile_coordinates,
-                      "infinitygan": infinitygan_tile_coordinates}
+# system name -> the registered models' Ref to fn(recipe, (tile height, tile width), rows, cols, plan) -> (n, ...)
+# float32 for the grid indices rows, cols (each of shape (n,)) of n tiles of the TilePlan ``plan``; imported when
+# a tile needs it.
+COORDINATE_SYSTEMS = {system: ref for spec in SPECS.values() for system, ref in spec.tile_coordinates.items()}
 # Recipe keys each system needs (checked before the first tile).
-SYSTEM_KEYS = {"infinitygan": ("window", "stride", "coordinate_system", "vertical_step", "horizontal_period")}
+SYSTEM_KEYS = {system: keys for spec in SPECS.values() for system, keys in spec.tile_recipe_keys.items()}
 
 
 def latent_input(plan, name, recipe, tiles):
@@ -107,15 +76,13 @@ def latent_input(plan, name, recipe, tiles):
 
 def tile_coordinates_input(plan, name, recipe, tiles):
     rows, cols = plan.grid_indices(tiles)
-    return COORDINATE_SYSTEMS[recipe["system"]](recipe, (plan.tile_height, plan.tile_width), rows, cols, plan)
+    return COORDINATE_SYSTEMS[recipe["system"]].load()(recipe, (plan.tile_height, plan.tile_width), rows, cols, plan)
 
 
 def canvas_field(plan, name, recipe):
-    """The plan's field for input ``name`` (made on first use): the library's
-    :class:`~tfcoord.models.infinitygan.infinite.PositionalField`, so values match ``generate``."""
+    """The plan's field for input ``name`` (made on first use): the library's :class:`PositionalField`, so
+    values match ``generate``."""
     if name not in plan.fields:
-        from tfcoord.models.infinitygan.infinite import PositionalField
-
         tile, window, stride = int(recipe["field_tile"]), int(recipe["window"]), int(recipe["stride"])
         unit = int(recipe.get("units_per_latent", 1))
         period = None if plan.period_latents is None else unit * plan.period_latents

@@ -18,6 +18,7 @@ from tfcoord import coords
 from tfcoord.config import SHARED_SECTIONS, build_section, load_config, parse_override, read_yaml
 from tfcoord.errors import UserError
 from tfcoord.models import section_classes
+from tfcoord.models.cocogan.coordinates import CocoGanCoordinates
 
 SECTIONS = section_classes("cocogan")
 ALL_SECTIONS = {**SECTIONS, **SHARED_SECTIONS}
@@ -220,7 +221,7 @@ def cocogan_geometries(draw):
     rows = draw(st.integers(per_macro, 8))
     cols = draw(st.integers(per_macro, 8))
     system = draw(st.sampled_from(["euclidean", "cylindrical"]))
-    return coords.CocoGanCoordinates(rows * micro, cols * micro, per_macro * micro, micro, system)
+    return CocoGanCoordinates(rows * micro, cols * micro, per_macro * micro, micro, system)
 
 
 @FAST

@@ -14,7 +14,7 @@ UNBOUNDED_FLOOR_DB = 18.0  # untrained unbounded outputs (measured 20.5 dB CIPS,
 # Ops the converter leaves in float32 (no int8 kernel), measured: CIPS's Fourier features (SIN) and
 # embedding lookup (FLOOR, SQUARE, and the CONCATENATION of the two); InfinityGAN's SQUARE (the
 # demodulation's sum of squared weights). COCO-GAN is integer throughout. GAWWN keeps on purpose every
-# op that computes only from the box or the keypoints in float32 (export.tflite.FLOAT_GEOMETRY_INPUTS):
+# op that computes only from the box or the keypoints in float32 (the gawwn spec's int8_float_inputs):
 # the box warp's sampling weights and the keypoint map cells, including the fixed 0/+-1 box-to-theta matmul.
 BOX_GEOMETRY_OPS = {"ADD", "CAST", "DIV", "FLOOR", "FULLY_CONNECTED", "MAXIMUM", "MUL", "NEG", "PACK", "RESHAPE",
                     "STRIDED_SLICE", "SUB", "TILE"}
@@ -112,7 +112,8 @@ def test_gawwn_int8_keeps_its_where_geometry_float_and_stays_close_to_keras(cond
 
 
 def test_gawwn_calibration_without_its_data_says_it_used_random_conditions(tmp_path):
-    from export.tflite import data_conditions, representative_inputs
+    from export.tflite import representative_inputs
+    from tfcoord.models.gawwn.inputs import data_conditions
     from tfcoord.config import load_config
     from tfcoord.models import model_class, section_classes
 

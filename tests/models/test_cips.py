@@ -8,11 +8,11 @@ import pytest
 import tensorflow as tf
 
 from tfcoord.config import load_config
-from tfcoord.coords import (cips_cylinder_coords, cips_serving_tile_coordinates, cips_tile_coords, foveated_points,
-                            sample_embedding)
 from tfcoord.errors import UserError
 from tfcoord.models import section_classes
 from tfcoord.models.cips import applications
+from tfcoord.models.cips.coordinates import (cylinder_coords, foveated_points, sample_embedding, tile_coordinates,
+                                             tile_coords)
 from tfcoord.models.cips.generator import CipsGenerator
 from tfcoord.models.cips.model import Cips, R1_VARIANT
 
@@ -77,7 +77,7 @@ def test_tiles_equal_the_full_grid(model, height, width, tile_h, tile_w):
     for top in range(0, height, tile_h):
         for left in range(0, width, tile_w):
             h, w = min(tile_h, height - top), min(tile_w, width - left)
-            coords = cips_tile_coords(top, left, h, w, height, width)
+            coords = tile_coords(top, left, h, w, height, width)
             pieces[:, top:top + h, left:left + w] = model.render(style, np.broadcast_to(coords, (2, h, w, 2)))
     assert np.max(np.abs(pieces - full)) <= 1e-5
     chunked = model.render(style, np.broadcast_to(model.grid(height, width), (2, height, width, 2)),
@@ -88,7 +88,7 @@ def test_tiles_equal_the_full_grid(model, height, width, tile_h, tile_w):
 
 def test_point_sets_equal_grids_and_non_square_grids_are_oriented(model):
     """(B, N, 2) point sets give the grid's pixels; x runs along the width also for H != W (quirk C5)."""
-    grid = cips_tile_coords(0, 0, 3, 5, 3, 5)
+    grid = tile_coords(0, 0, 3, 5, 3, 5)
     assert grid.shape == (3, 5, 2)
     np.testing.assert_allclose(grid[0, :, 0], np.linspace(-1, 1, 5), atol=1e-7)
     np.testing.assert_allclose(grid[:, 0, 1], np.linspace(-1, 1, 3), atol=1e-7)
@@ -112,7 +112,7 @@ def test_a_denser_grid_contains_the_training_grid(model):
 def test_embedding_at_pixel_centres_reproduces_the_table_and_interpolates_between():
     rng = np.random.default_rng(1)
     table = rng.normal(size=(6, 6, 4)).astype("float32")
-    grid = cips_tile_coords(0, 0, 6, 6, 6, 6)
+    grid = tile_coords(0, 0, 6, 6, 6, 6)
     np.testing.assert_allclose(np.asarray(sample_embedding(table, grid, "aligned")), table, atol=1e-5)
     # Between pixels: bilinear. Halfway between columns 2 and 3 of row 4, a quarter way to row 5 at column 1.
     x_mid = (grid[0, 2, 0] + grid[0, 3, 0]) / 2
@@ -133,7 +133,7 @@ def test_embedding_at_pixel_centres_reproduces_the_table_and_interpolates_betwee
 
 def test_embedding_wraps_horizontally_for_cylinders():
     table = np.random.default_rng(2).normal(size=(4, 8, 3)).astype("float32")
-    y = cips_tile_coords(0, 0, 4, 1, 4, 1)[:, 0, 1]
+    y = tile_coords(0, 0, 4, 1, 4, 1)[:, 0, 1]
     theta = -1.0 + 2.0 * np.arange(8) / 8.0  # texel j at -1 + 2j/8
     coords = np.stack(np.meshgrid(theta, y, indexing="xy"), -1).astype("float32")
     np.testing.assert_allclose(np.asarray(sample_embedding(table, coords, wrap_x=True)), table, atol=1e-5)
@@ -159,7 +159,7 @@ def test_fourier_features_have_the_official_initialisation(model):
 def test_panorama_is_continuous_across_the_wrap(cylinder_model):
     model, width = cylinder_model, 48
     style = styles(model, 1)
-    coords = cips_cylinder_coords(0, 0, 16, width + 1, 16, width)  # one column past 360 degrees
+    coords = cylinder_coords(0, 0, 16, width + 1, 16, width)  # one column past 360 degrees
     image = model.render(style, coords[None])[0]
     assert np.max(np.abs(image[:, width] - image[:, 0])) <= 1e-5  # column W is column 0 again
     steps = np.max(np.abs(np.diff(image[:, :width], axis=1)), axis=(0, 2))
@@ -233,7 +233,7 @@ def test_patch_training_feeds_g_exactly_the_cropped_coordinates():
     size = 64
     rows, cols = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
     image = np.stack([rows, cols, rows * 0], -1).astype("float32")[None].repeat(4, 0)  # pixel index encoding
-    full_grid = cips_tile_coords(0, 0, size, size, size, size)
+    full_grid = tile_coords(0, 0, size, size, size, size)
     strides = set()
     for step in range(1, 25):
         batch = model.step_inputs(tf.constant(step, tf.int64), 4)
@@ -363,7 +363,7 @@ def test_serving_description_recipe_builds_the_tiles_of_the_image(model):
     assert tiling["inputs"]["z"] == {"source": "latent", "shape": [16], "distribution": "normal"}
     assert tiling["tile_size"] == [16, 16] and tiling["native_tiles"] == [1, 1]
     tile = 4  # the recipe works for any tile size
-    coords = cips_serving_tile_coordinates(tiling["inputs"]["coords"], [tile, tile], [0, 1], [1, 0])
+    coords = tile_coordinates(tiling["inputs"]["coords"], [tile, tile], [0, 1], [1, 0])
     full = model.grid(16, 16)
     np.testing.assert_array_equal(coords[0], full[0:tile, tile:2 * tile])
     np.testing.assert_array_equal(coords[1], full[tile:2 * tile, 0:tile])
@@ -382,7 +382,7 @@ def test_fast_synthesis_equals_the_layer_by_layer_official_forward(architecture,
         if v.path.endswith(("strength", "bias")):
             v.assign(v.numpy() + rng.normal(0.0, 0.5, v.shape).astype("float32"))
     style = rng.normal(size=(2, 8)).astype("float32")
-    coords = np.broadcast_to(cips_tile_coords(0, 0, 5, 6, 5, 6), (2, 5, 6, 2))
+    coords = np.broadcast_to(tile_coords(0, 0, 5, 6, 5, 6), (2, 5, 6, 2))
     noise = rng.normal(size=(2, 5, 6, g.num_noise_layers)).astype("float32")
 
     def plain(n):

@@ -10,12 +10,11 @@ import tensorflow as tf
 
 from conftest import SHARED
 from tfcoord.config import load_config
-from tfcoord.coords import InfinityGanCoordinates
 from tfcoord.errors import UserError
 from tfcoord.gan import regularizers
 from tfcoord.models import section_classes
 from tfcoord.models.infinitygan.config import InfinityGanConfig
-from tfcoord.models.infinitygan.geometry import PatchGeometry
+from tfcoord.models.infinitygan.geometry import InfinityGanCoordinates, PatchGeometry
 from tfcoord.models.infinitygan.infinite import (CanvasLatents, CanvasPlan, StyleCentre, _renderers, generate_canvas,
                                                  patch_count, style_wplus)
 from tfcoord.models.infinitygan.model import InfinityGan

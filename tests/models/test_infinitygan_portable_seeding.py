@@ -12,8 +12,9 @@ import pytest
 from export.tiling import TilePlan
 from tfcoord.config import load_config
 from tfcoord.errors import UserError
+from tfcoord.generation.fields import PositionalField
 from tfcoord.models import section_classes
-from tfcoord.models.infinitygan.infinite import CanvasLatents, CanvasPlan, PositionalField
+from tfcoord.models.infinitygan.infinite import CanvasLatents, CanvasPlan
 from tfcoord.models.infinitygan.model import InfinityGan
 
 # -- the recipe as the README and the serving description state it, on Python integers -----------------------

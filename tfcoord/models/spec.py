@@ -3,9 +3,10 @@
 A spec is what the rest of tfcoord may know of a model without importing TensorFlow:
 its name (``--model NAME``, ``configs/NAME/``), its config sections and default preset,
 what it can do (:class:`Capability`), and lazy references (:class:`Ref`) to its Keras
-wrapper, its ``generate`` options, its converter of official checkpoints and the tile
-coordinate systems its serving description names. The CLIs, the canvas engine, the
-exporter and the client ask the spec; none of them branches on a model's name.
+wrapper, its ``generate`` options, its converter of official checkpoints, the tile
+coordinate systems its serving description names and the exporter's hooks for inputs it
+cannot make from a description alone. The CLIs, the canvas engine, the exporter and the
+client ask the spec; none of them branches on a model's name.
 """
 
 from __future__ import annotations
@@ -53,6 +54,13 @@ class ModelSpec:
         tile_coordinates: tile coordinate systems its serving descriptions name: system name ->
             ``fn(recipe, (tile height, tile width), rows, cols, plan) -> (n, ...) float32``.
         tile_recipe_keys: recipe keys each of those systems needs (checked before the first tile).
+        example_inputs: ``fn(model, description, signature, batch, seed) -> {input: array} | None``, valid inputs of
+            a signature whose inputs must fit together (windows of one canvas, boxes with ymin < ymax), for tests,
+            benchmarks and the server's warm-up; None: uniform [-1, 1] inputs of the described shapes do.
+        calibration_inputs: ``fn(model, batch, rows, start) -> (input dicts, a line saying what they are)``: int8
+            calibration rows conditioned as the run was trained, used before the random ones (``export.tflite``).
+        int8_float_inputs: signature inputs whose geometry (the ops computing only from them) int8 export keeps
+            in float32, where 8-bit positions are too coarse.
         capabilities: what it can do beyond training.
     """
 
@@ -65,6 +73,9 @@ class ModelSpec:
     converter: Ref | None = None
     tile_coordinates: Mapping[str, Ref] = dataclasses.field(default_factory=dict)
     tile_recipe_keys: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    example_inputs: Ref | None = None
+    calibration_inputs: Ref | None = None
+    int8_float_inputs: tuple[str, ...] = ()
     capabilities: frozenset[Capability] = frozenset()
 
     def can(self, capability: Capability) -> bool:

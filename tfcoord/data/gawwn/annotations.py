@@ -53,7 +53,6 @@ from pathlib import Path
 
 import numpy as np
 
-from tfcoord.coords import gawwn_box_corners
 from tfcoord.data.gawwn.captions import DOC_LENGTH, tokenize_all
 from tfcoord.data.gawwn.parts import flip_order
 from tfcoord.errors import UserError
@@ -84,6 +83,11 @@ class Annotations:
 
 class RecordProblem(ValueError):
     """One record breaks the format; the message says how."""
+
+
+def box_corners(x, y, w, h):
+    """(x, y, w, h) fractions -> (ymin, xmin, ymax, xmax), the order GAWWN's networks take."""
+    return y, x, y + h, x + w
 
 
 def _number(value, what: str) -> float:
@@ -268,7 +272,7 @@ def _element_table(annotations: Annotations) -> dict:
     table = {"paths": [r["image"] for r in records],
              "labels": np.asarray([r["class"] for r in records], np.int32),
              # [x, y, w, h] -> (ymin, xmin, ymax, xmax), the pipeline's box convention
-             "boxes": np.asarray([gawwn_box_corners(*r["bbox"]) for r in records], np.float32),
+             "boxes": np.asarray([box_corners(*r["bbox"]) for r in records], np.float32),
              "keypoints": np.asarray([r["keypoints"] for r in records], np.float32).reshape(len(records), -1, 3)}
     if with_captions == len(records):
         count = max(len(r["captions"]) for r in records)

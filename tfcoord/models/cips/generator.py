@@ -20,7 +20,8 @@ import math
 import keras
 from keras import ops
 
-from tfcoord.coords import CoordinateEmbedding, FourierFeatures
+from tfcoord.coords import FourierFeatures
+from tfcoord.models.cips.coordinates import CoordinateEmbedding
 from tfcoord.layers.modulated import ModulatedDense, ToRGB, expand_like
 from tfcoord.layers.stylegan import SQRT2, EqualLinear, MappingNetwork, NoiseInjection, fused_leaky_relu
 from tfcoord.layers.dtypes import to_float32
@@ -147,7 +148,7 @@ class CipsGenerator(keras.layers.Layer):
         activation: "lrelu", "sin" or "sinrelu".
         coord_dim: 2 for (x, y); 3 for cylindrical (y, cos(pi theta), sin(pi theta)).
         use_fourier, use_embedding: the paper's ablations (no Fourier features; CIPS-NE).
-        embedding_sampling: "aligned" or "official" (quirk C1, see :func:`tfcoord.coords.sample_embedding`).
+        embedding_sampling: "aligned" or "official" (quirk C1, see :func:`tfcoord.models.cips.coordinates.sample_embedding`).
 
     ``call(z, coords, noise=None, training=False)`` maps z and synthesises;
     :meth:`synthesize` starts from a style w (per image or per pixel).

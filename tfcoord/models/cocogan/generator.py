@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from tfcoord.coords import CocoGanCoordinates
+from tfcoord.models.cocogan.coordinates import CocoGanCoordinates
 from tfcoord.layers import ConditionalBatchNorm, SNConv2D, SNDense
 from tfcoord.models.cocogan.normalization import BatchNorm
 from tfcoord.layers.dtypes import to_float32

@@ -18,8 +18,8 @@ import math
 import keras
 from keras import ops
 
-from tfcoord.coords import gawwn_map_cell
 from tfcoord.layers.transposed_conv import LoweredConv2DTranspose
+from tfcoord.models.gawwn.coordinates import map_cell
 
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
@@ -69,8 +69,8 @@ def keypoint_maps(keypoints, size: int = 16):
     # One-hot rows and columns as comparisons with the cell indices: the same values as ops.one_hot, whose
     # int64 indices TFLite's GPU delegate cannot cast.
     cells = ops.arange(size, dtype="int32")
-    rows = ops.cast(ops.equal(ops.expand_dims(gawwn_map_cell(y, size), -1), cells), keypoints.dtype)  # (B, K, size)
-    cols = ops.cast(ops.equal(ops.expand_dims(gawwn_map_cell(x, size), -1), cells), keypoints.dtype)
+    rows = ops.cast(ops.equal(ops.expand_dims(map_cell(y, size), -1), cells), keypoints.dtype)  # (B, K, size)
+    cols = ops.cast(ops.equal(ops.expand_dims(map_cell(x, size), -1), cells), keypoints.dtype)
     maps = ops.expand_dims(rows, -1) * ops.expand_dims(cols, -2)  # (B, K, size, size)
     maps = maps * ops.expand_dims(ops.expand_dims(ops.cast(visibility > 0.1, maps.dtype), -1), -1)
     return ops.transpose(maps, (0, 2, 3, 1))

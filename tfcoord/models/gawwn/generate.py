@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfcoord.coords import gawwn_box_corners
+from tfcoord.data.gawwn.annotations import box_corners
 from tfcoord.errors import UserError
 
 DEMOS = ("move", "stretch", "shrink", "move-keypoints", "text-only")
@@ -120,7 +120,7 @@ def text_embedding(model, args) -> np.ndarray:
 
 def box_array(x, y, w, h) -> np.ndarray:
     """(x, y, w, h) -> the model's (ymin, xmin, ymax, xmax), clipped to the image."""
-    return np.clip(np.array(gawwn_box_corners(x, y, w, h), np.float32), 0.0, 1.0)
+    return np.clip(np.array(box_corners(x, y, w, h), np.float32), 0.0, 1.0)
 
 
 def box_of_parts(keypoints) -> np.ndarray:

@@ -14,5 +14,6 @@ SPEC = ModelSpec(
     tile_coordinates={"infinitygan": Ref("tfcoord.models.infinitygan.geometry", "tile_coordinates")},
     tile_recipe_keys={"infinitygan": ("window", "stride", "coordinate_system", "vertical_step",
                                       "horizontal_period")},
+    example_inputs=Ref("tfcoord.models.infinitygan.infinite", "example_inputs"),
     capabilities=frozenset({Capability.IMAGES, Capability.CANVAS, Capability.TILES, Capability.PATCHES}),
 )

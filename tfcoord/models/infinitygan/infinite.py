@@ -3,11 +3,11 @@
 Everything a patch needs is indexed by its absolute canvas position, so two patches agree
 exactly where they overlap (every layer is padding-free):
 
-* the local latent z_l and every layer's noise are :class:`PositionalField` s: Gaussian values,
-  each a hash of ``(seed, field, row, column, channel)`` (:mod:`.seeding`, a recipe any
-  language reimplements), computed tile by tile on demand (an LRU cache keeps the tiles of the
-  current patch rows), so no canvas-sized latent array is ever held;
-* the coordinates are a formula of the position (:meth:`InfinityGanCoordinates.canvas_coords`);
+* the local latent z_l and every layer's noise are :class:`~tfcoord.generation.fields.PositionalField` s:
+  Gaussian values, each a hash of ``(seed, field, row, column, channel)`` (a recipe any language
+  reimplements; the fields' seed paths: :mod:`.seeding`), computed tile by tile on demand (an LRU
+  cache keeps the tiles of the current patch rows), so no canvas-sized latent array is ever held;
+* the coordinates are a formula of the position (:meth:`.geometry.InfinityGanCoordinates.canvas_coords`);
 * z_g (or one style per centre, see :mod:`.fusion`) is shared by the canvas.
 
 A canvas of n x m patches covers ``P + step (n - 1)`` x ``P + step (m - 1)`` pixels (P = 101,
@@ -32,82 +32,13 @@ import numpy as np
 
 from tfcoord.errors import UserError
 from tfcoord.generation import tiles as planner
-from tfcoord.models.infinitygan import seeding as seedings
+from tfcoord.generation.fields import PositionalField, check_seeding
 from tfcoord.models.infinitygan.seeding import FIELD_GLOBAL, FIELD_LOCAL, FIELD_NOISE  # noqa: F401 (re-exported)
 
 # Positions per side of one computed tile of the z_l / noise fields. Under the portable seeding a
 # tile is only the cache's unit (every value is a hash of its own position); under the legacy one
 # it is part of the fields' definition, which the serving description passes on (``field_tile``).
 LOCAL_FIELD_TILE, NOISE_FIELD_TILE = 16, 128
-
-
-class PositionalField:
-    """A standard-normal field of ``channels`` values per integer position (row, col), row >= 0.
-
-    ``seeding="portable"``: the value at (row, col), channel c is
-    :func:`.seeding.field_window`'s ``normal(hash([seed, *purpose, row, col, c]))``;
-    ``"legacy"``: tiles of ``tile`` x ``tile`` positions, each drawn from
-    ``np.random.default_rng([seed, purpose..., tile_row, tile_col])``. Either way the field is a
-    pure function of the position, however it is read; values are computed a tile at a time and
-    cached. ``period`` makes columns periodic (``col mod period``). :meth:`override` replaces a
-    rectangle by given values (inverted latents).
-    """
-
-    def __init__(self, seed: int, purpose: tuple, channels: int, tile: int = 32, period: int | None = None,
-                 cache_tiles: int = 512, seeding: str = "portable"):
-        self.seed, self.purpose, self.channels, self.tile = int(seed), tuple(purpose), int(channels), int(tile)
-        self.seeding = seedings.check_seeding(seeding)
-        self.period = period
-        self.cache_tiles = cache_tiles
-        self._cache = collections.OrderedDict()
-        self._overrides = []
-
-    def _tile(self, tile_row: int, tile_col: int) -> np.ndarray:
-        key = (tile_row, tile_col)
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
-        t = self.tile
-        if self.seeding == "legacy":
-            values = seedings.legacy_tile(self.seed, self.purpose, tile_row, tile_col, t, self.channels)
-        else:
-            values = seedings.field_window(self.seed, self.purpose, np.arange(tile_row * t, (tile_row + 1) * t),
-                                           np.arange(tile_col * t, (tile_col + 1) * t), self.channels)
-        self._cache[key] = values
-        while len(self._cache) > self.cache_tiles:
-            self._cache.popitem(last=False)
-        return values
-
-    def override(self, top: int, left: int, values: np.ndarray) -> None:
-        """Make positions ``top .. top + h``, ``left .. left + w`` hold ``values`` (h, w, channels)."""
-        values = np.asarray(values, np.float32)
-        if values.ndim != 3 or values.shape[2] != self.channels:
-            raise ValueError(f"override values must be (h, w, {self.channels}), got {values.shape}")
-        self._overrides.append((int(top), int(left), values))
-
-    def window(self, top: int, left: int, height: int, width: int) -> np.ndarray:
-        """Values at rows ``top .. top + height`` and columns ``left .. left + width``: (height, width, channels)."""
-        if top < 0 or left < 0:
-            raise ValueError("field positions start at 0")
-        rows = np.arange(top, top + height)
-        cols = np.arange(left, left + width)
-        if self.period is not None:
-            cols = cols % self.period
-        out = np.empty((height, width, self.channels), np.float32)
-        t = self.tile
-        for tile_row in np.unique(rows // t):
-            row_mask = rows // t == tile_row
-            for tile_col in np.unique(cols // t):
-                col_mask = cols // t == tile_col
-                block = self._tile(int(tile_row), int(tile_col))
-                out[np.ix_(row_mask, col_mask)] = block[np.ix_(rows[row_mask] % t, cols[col_mask] % t)]
-        for o_top, o_left, values in self._overrides:
-            h, w = values.shape[:2]
-            row_sel = (rows >= o_top) & (rows < o_top + h)
-            col_sel = (cols >= o_left) & (cols < o_left + w)
-            if row_sel.any() and col_sel.any():
-                out[np.ix_(row_sel, col_sel)] = values[np.ix_(rows[row_sel] - o_top, cols[col_sel] - o_left)]
-        return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,7 +113,7 @@ class CanvasLatents:
 
     def __init__(self, model, plan: CanvasPlan, seed: int, noise: bool = True, seeding: str = "portable"):
         self.plan, self.seed, self.noise = plan, int(seed), noise
-        self.seeding = seedings.check_seeding(seeding)
+        self.seeding = check_seeding(seeding)
         geometry = plan.geometry
         self.geometry = geometry
         self.coordinates = model.coordinates
@@ -463,7 +394,7 @@ class CanvasRenderer:
         self.plan = CanvasPlan(model.geometry, int(height), int(width), panorama)
         self.tile_quantum = model.geometry.pixel_step
         self.default_tile = 4 * model.geometry.pixel_step
-        self.seeding = seedings.check_seeding(seeding)
+        self.seeding = check_seeding(seeding)
         latents = CanvasLatents(model, self.plan, seed, seeding=seeding)
         style = StyleCentre(model.global_latents(seed, 1, seeding=seeding)[0])
         self.patch_renderer = PatchRenderer(model, self.plan, latents, [style], xla=xla)
@@ -492,3 +423,21 @@ class CanvasRenderer:
 def patch_count(model, height: int, width: int) -> int:
     """Patches needed for a height x width canvas (1024 x 2048 -> 242 for the paper model)."""
     return CanvasPlan(model.geometry, height, width).num_patches
+
+
+def example_inputs(model, description: dict, signature: str, batch: int, seed: int = 0) -> dict | None:
+    """Inputs of a patch signature for ``batch`` rows: one canvas row of ``batch`` patches, so that the windows
+    have the sizes the signature requires (tests, benchmarks); None for ``map_latent``, which takes any z_g."""
+    if signature == "map_latent":
+        return None
+    geometry = model.geometry
+    plan = CanvasPlan(geometry, geometry.canvas_pixels(1), geometry.canvas_pixels(batch))
+    latents = CanvasLatents(model, plan, seed, noise=signature != "generate_patch_nonoise")
+    patches = [latents.patch(0, col) for col in range(batch)]
+    inputs = {"global_latent": model.global_latents(seed, batch),
+              "local_latent": np.stack([p["local_latent"] for p in patches]),
+              "coords": np.stack([p["coords"] for p in patches])}
+    for i in range(len(patches[0].get("noises", []))):
+        noise = np.stack([p["noises"][i] for p in patches])
+        inputs[f"noise_{i}"] = noise.reshape(*noise.shape[:3], 1)
+    return {name: value.astype("float32") for name, value in inputs.items()}

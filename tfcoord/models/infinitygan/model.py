@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from tfcoord.coords import InfinityGanCoordinates, crop_patches
+from tfcoord.coords import crop_patches
 from tfcoord.errors import UserError
 from tfcoord.gan import regularizers
 from tfcoord.gan.distribute import average, num_replicas, replica_sum
@@ -33,6 +33,7 @@ from tfcoord.gan.optimizers import lazy_regularization_adam
 from tfcoord.models.base import CoordinateGan, step_seed
 from tfcoord.models.infinitygan.discriminator import build_discriminator
 from tfcoord.models.infinitygan.generator import build_generator
+from tfcoord.models.infinitygan.geometry import InfinityGanCoordinates
 from tfcoord.training.precision import input_gradient, loss_scaled, scaled_gradients, to_float32
 
 PASSES = ("d", "g", "path")  # generator forwards of one step, each with its own random inputs

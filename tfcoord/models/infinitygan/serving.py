@@ -93,7 +93,8 @@ def serving_functions(model, patch_size=None) -> dict:
 
 def serving_description(model) -> dict:
     from tfcoord.models.infinitygan.infinite import LOCAL_FIELD_TILE, NOISE_FIELD_TILE
-    from tfcoord.models.infinitygan.seeding import FIELD_LOCAL, FIELD_NOISE, GENERATORS, GLOBAL_SEED_PATH, RECIPE
+    from tfcoord.generation.fields import GENERATORS, RECIPE
+    from tfcoord.models.infinitygan.seeding import FIELD_LOCAL, FIELD_NOISE, GLOBAL_SEED_PATH
 
     cfg, geometry, coordinates = model.config.model, model.geometry, model.coordinates
     sizes, steps, units = geometry.conv_output_sizes(), geometry.noise_steps(), geometry.output_units()
