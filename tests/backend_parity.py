@@ -34,17 +34,17 @@ def build_model(model_type: str):
     return model
 
 
-def _functional_inputs(network, rng) -> dict:
+def _gawwn_inputs(network, rng) -> dict:
     inputs = {}
-    for tensor in network.inputs:
-        shape = (BATCH,) + tuple(tensor.shape[1:])
-        if tensor.name == "box":  # (ymin, xmin, ymax, xmax) with min < max
+    for name, shape in network.input_specs().items():
+        shape = (BATCH,) + tuple(shape)
+        if name == "box":  # (ymin, xmin, ymax, xmax) with min < max
             inputs["box"] = np.sort(rng.uniform(0, 1, (BATCH, 2, 2)), axis=1).reshape(BATCH, 4)
-        elif tensor.name == "keypoints":  # (x, y, visible)
+        elif name == "keypoints":  # (x, y, visible)
             inputs["keypoints"] = np.concatenate([rng.uniform(0, 1, shape[:-1] + (2,)),
                                                   rng.integers(0, 2, shape[:-1] + (1,))], -1)
         else:
-            inputs[tensor.name] = rng.standard_normal(shape)
+            inputs[name] = rng.standard_normal(shape)
     return inputs
 
 
@@ -80,8 +80,8 @@ def cases(model_type: str, model) -> dict:
         for name in ("generator", "keypoint_completer"):
             network = getattr(model, name, None)
             if network is not None:
-                names = [t.name for t in network.inputs]
-                found[name] = (network, _functional_inputs(network, rng), lambda x, names=names: [[x[k] for k in names]])
+                names = list(network.input_specs())
+                found[name] = (network, _gawwn_inputs(network, rng), lambda x, names=names: [[x[k] for k in names]])
     else:
         raise ValueError(f"unknown model {model_type!r}")
     return {name: (network, {k: np.asarray(v, "float32") for k, v in inputs.items()}, call)

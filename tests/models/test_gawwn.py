@@ -67,7 +67,7 @@ def test_generators_and_discriminators_fit_every_image_size(size):
 
 
 def test_resize_upsampling_repeats_pixels_and_keeps_the_networks_shapes():
-    from tfcoord.models.gawwn.networks import _nearest_up2
+    from tfcoord.models.gawwn.blocks import nearest_up2 as _nearest_up2
 
     x = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)
     np.testing.assert_array_equal(_nearest_up2(tf.constant(x)), x.repeat(2, axis=1).repeat(2, axis=2))

@@ -91,7 +91,8 @@ def interpolation_matrix(points, size: int, align_corners: bool = True):
     # Weights from the fractional part, not 1 - |p - tap|: abs'(0) = 0 would zero d/dbox at integer taps.
     fraction = ops.expand_dims(pixel - first, -1)
     first = ops.expand_dims(first, -1)
-    index = ops.reshape(ops.arange(size, dtype=pixel.dtype), (1, 1, size))
+    # Counted in float32 (exact either way): TensorFlow has no float16 range kernel in graphs.
+    index = ops.reshape(ops.cast(ops.arange(size, dtype="float32"), pixel.dtype), (1, 1, size))
     at_first = ops.cast(ops.equal(index, first), pixel.dtype)
     at_second = ops.cast(ops.equal(index, first + 1.0), pixel.dtype)
     return (1.0 - fraction) * at_first + fraction * at_second

@@ -9,6 +9,9 @@
 
 Torch padding maps onto Keras as: conv/deconv (k4, s2, p1) = ``padding="same"`` (even
 sizes); (k3, s1, p1) = ``"same"``; (k4, s1, p0) = ``"valid"``.
+
+The networks are made of :class:`ConvUnit` and :class:`DenseUnit` (Torch's layer, BN,
+activation triple) and :class:`Bottleneck` (the official residual block).
 """
 
 from __future__ import annotations
@@ -52,6 +55,110 @@ def linear(units, fan_in: int, name=None):
     limit = 1.0 / math.sqrt(fan_in)
     return keras.layers.Dense(units, name=name, kernel_initializer=keras.initializers.RandomUniform(-limit, limit),
                               bias_initializer=keras.initializers.RandomUniform(-limit, limit))
+
+
+ACTIVATIONS = {"relu": ops.relu, "leaky_relu": lambda x: ops.leaky_relu(x, 0.2), "elu": ops.elu, None: lambda x: x}
+
+
+def apply_all(layers, x):
+    for layer in layers:
+        x = layer(x)
+    return x
+
+
+def nearest_up2(x):
+    """(B, H, W, C) -> (B, 2H, 2W, C), each pixel repeated 2 x 2 (a broadcast: its gradient is a cheap sum).
+
+    Batch and rows share one axis so the broadcast stays 5-D: TFLite's int8 kernels (STRIDED_SLICE,
+    MUL) take at most 5 dimensions, and full-integer export fails on a 6-D one.
+    """
+    _, height, width, channels = x.shape
+    x = ops.reshape(x, (-1, 1, width, 1, channels)) * ops.ones((1, 2, 1, 2, 1), x.dtype)
+    return ops.reshape(x, (-1, 2 * height, 2 * width, channels))
+
+
+def up2_conv(upsample: str, filters: int, lowering=None, name=None):
+    """The convolution of a factor-2 upsampling of G (``model.upsample``): the paper's 4 x 4 stride-2 transposed
+    convolution ("deconv"), or the 3 x 3 convolution that follows a nearest-neighbour resize ("resize", which
+    cannot draw the pixel checkerboard of transposed convolutions: Odena et al., Distill 2016)."""
+    if upsample == "deconv":
+        return deconv(filters, 4, 2, name=name, lowering=lowering)
+    return conv(filters, 3, name=name)
+
+
+@keras.saving.register_keras_serializable(package="tfcoord")
+class ConvUnit(keras.layers.Layer):
+    """``activation(BN(conv(x)))``: a (transposed) convolution, then optionally batch norm and an activation.
+
+    Args:
+        filters, kernel, stride, padding: the convolution's (Torch padding as in the module docstring).
+        transposed: a transposed convolution, computed as ``lowering`` says (see :func:`deconv`).
+        upsample: instead of a convolution, G's factor-2 upsampling of that kind (:func:`up2_conv`).
+        norm: batch norm after the convolution.
+        activation: a key of :data:`ACTIVATIONS` ("relu", "leaky_relu" with slope 0.2, "elu", None).
+    """
+
+    def __init__(self, filters, kernel=3, stride=1, padding="same", transposed=False, lowering=None, upsample=None,
+                 norm=True, activation="relu", **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.kernel, self.stride, self.padding = filters, kernel, stride, padding
+        self.transposed, self.lowering, self.upsample = transposed, lowering, upsample
+        self.norm, self.activation = norm, activation
+        # Batch norm made before the convolution, as the functional networks of earlier versions did: their
+        # initialisers draw their seeds in the same order, so a seed gives the same initial weights.
+        self.bn = batch_norm("bn") if norm else None
+        if upsample is not None:
+            self.conv = up2_conv(upsample, filters, name="conv")
+        elif transposed:
+            self.conv = deconv(filters, kernel, stride, padding, name="conv", lowering=lowering)
+        else:
+            self.conv = conv(filters, kernel, stride, padding, name="conv")
+
+    def call(self, x):
+        x = self.conv(nearest_up2(x) if self.upsample == "resize" else x)
+        return ACTIVATIONS[self.activation](x if self.bn is None else self.bn(x))
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "kernel": self.kernel, "stride": self.stride,
+                "padding": self.padding, "transposed": self.transposed, "lowering": self.lowering,
+                "upsample": self.upsample, "norm": self.norm, "activation": self.activation}
+
+
+@keras.saving.register_keras_serializable(package="tfcoord")
+class DenseUnit(keras.layers.Layer):
+    """``activation(BN(linear(x)))`` with Torch's linear initialisation over ``fan_in`` inputs (:func:`linear`)."""
+
+    def __init__(self, units, fan_in, norm=True, activation="relu", **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.fan_in, self.norm, self.activation = units, fan_in, norm, activation
+        self.bn = batch_norm("bn") if norm else None  # first, as in ConvUnit
+        self.linear = linear(units, fan_in, name="linear")
+
+    def call(self, x):
+        x = self.linear(x)
+        return ACTIVATIONS[self.activation](x if self.bn is None else self.bn(x))
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "fan_in": self.fan_in, "norm": self.norm,
+                "activation": self.activation}
+
+
+@keras.saving.register_keras_serializable(package="tfcoord")
+class Bottleneck(keras.layers.Layer):
+    """The official residual block: ``relu(x + BN(conv3(relu(BN(conv3(relu(BN(conv1(x)))))))))``, ``inner``
+    channels inside, ``channels`` (those of x) outside."""
+
+    def __init__(self, inner, channels, **kwargs):
+        super().__init__(**kwargs)
+        self.inner, self.channels = inner, channels
+        self.units = [ConvUnit(inner, 1, name="unit_1"), ConvUnit(inner, 3, name="unit_2"),
+                      ConvUnit(channels, 3, activation=None, name="unit_3")]
+
+    def call(self, x):
+        return ops.relu(apply_all(self.units, x) + x)
+
+    def get_config(self):
+        return {**super().get_config(), "inner": self.inner, "channels": self.channels}
 
 
 def tile_vector(vector, size: int):

@@ -17,6 +17,11 @@ from tfcoord.errors import UserError
 MAP_SIZE = 16  # every location map of GAWWN is 16 x 16 (models.md §3.2)
 
 
+def upsamplings(image_size: int) -> int:
+    """How many factor-2 steps lead from the 16 x 16 maps to the image."""
+    return (image_size // MAP_SIZE).bit_length() - 1
+
+
 @dataclasses.dataclass
 class GawwnConfig:
     """Section ``model``: which conditioning and the network widths (models.md §3.3-3.5)."""
@@ -59,10 +64,6 @@ class GawwnConfig:
         if size % MAP_SIZE or (size // MAP_SIZE) & (size // MAP_SIZE - 1) or size < 2 * MAP_SIZE:
             raise UserError(f"model.image_size must be 16 times a power of two (32, 64, 128, 256, 512), got {size}")
 
-    @property
-    def upsamplings(self) -> int:
-        """How many factor-2 steps lead from the 16 x 16 maps to the image."""
-        return (self.image_size // MAP_SIZE).bit_length() - 1
 
 
 @dataclasses.dataclass

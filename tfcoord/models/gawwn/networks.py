@@ -1,22 +1,26 @@
 """GAWWN's generators and discriminators (Reed et al., NeurIPS 2016; models.md §3.3-3.5).
 
-Every network is a Keras functional model built from a ``model`` config section:
+Six Keras models, each built from a ``model`` config section by the function of its name:
 
-* :func:`box_generator` ``[z, text_embedding, box] -> rgb`` and :func:`box_discriminator`
+* :class:`BoxGenerator` ``[z, text_embedding, box] -> rgb`` and :class:`BoxDiscriminator`
   ``[image, box, text_embedding] -> logit``: a global path and a local path whose 16 x 16
   features are pasted into (G, with theta^-1) or cropped out of (D, with theta) the box by
   the spatial transformer (:mod:`tfcoord.layers.box_warp`);
-* :func:`keypoint_generator` ``[z, text_embedding, keypoint_maps] -> rgb`` and
-  :func:`keypoint_discriminator` ``[image, keypoint_maps, text_embedding] -> logit``: the
+* :class:`KeypointGenerator` ``[z, text_embedding, keypoint_maps] -> rgb`` and
+  :class:`KeypointDiscriminator` ``[image, keypoint_maps, text_embedding] -> logit``: the
   K x 16 x 16 part maps gate the region features multiplicatively;
-* :func:`keypoint_completer` ``[z, text_embedding, keypoints] -> keypoints`` (the conditional
-  keypoint generator ``s * k + (1 - s) * f(z, t, k)``) and :func:`keypoint_critic`
+* :class:`KeypointCompleter` ``[z, text_embedding, keypoints] -> keypoints`` (the conditional
+  keypoint generator ``s * k + (1 - s) * f(z, t, k)``) and :class:`KeypointCritic`
   ``[keypoints, text_embedding] -> logit``.
 
 Boxes are ``(ymin, xmin, ymax, xmax)`` fractions of the image; keypoints ``(x, y, visible)``
 rows. Discriminators return logits: the sigmoid of the official networks is folded into
 the loss (``binary_crossentropy(from_logits=True)``, the same values, numerically safer).
 At 128 x 128 with the official widths the parameter counts are those of models.md §3.10.
+
+Example:
+    >>> g = box_generator(GawwnConfig(image_size=64, ngf=8), text_dim=16)
+    >>> g([z, text_embedding, box]).shape  # (B, 64, 64, 3)
 """
 
 from __future__ import annotations
@@ -25,273 +29,381 @@ import keras
 from keras import ops
 
 from tfcoord.layers.box_warp import BoxWarp
-from tfcoord.models.gawwn.blocks import batch_norm, conv, deconv, linear, tile_vector
-from tfcoord.models.gawwn.config import MAP_SIZE
 from tfcoord.layers.dtypes import to_float32
+from tfcoord.models.gawwn.blocks import (ACTIVATIONS, Bottleneck, ConvUnit, DenseUnit, apply_all, batch_norm,
+                                         linear, nearest_up2, tile_vector, up2_conv)
+from tfcoord.models.gawwn.config import MAP_SIZE, upsamplings
 
 S = MAP_SIZE
 
 
-class _Namer:
-    """Unique, readable layer names within one network (checkpoint keys are variable paths)."""
+class GawwnNetwork(keras.Model):
+    """What the six networks share: a list of named inputs (:meth:`input_specs`, in call order) whose shapes
+    follow from the arguments.
 
-    def __init__(self):
-        self.counts = {}
-
-    def __call__(self, kind):
-        self.counts[kind] = self.counts.get(kind, 0) + 1
-        return f"{kind}_{self.counts[kind]}"
-
-
-def _relu(x):
-    return ops.relu(x)
-
-
-def _d_activation(cfg):
-    if cfg.d_activation == "elu":
-        return ops.elu
-    return lambda x: ops.leaky_relu(x, 0.2)
-
-
-def _residual(x, inner, outer, name, act=_relu):
-    """``x + BN(conv3(act(BN(conv3(act(BN(conv1(x))))))))``, then act (the official bottleneck block)."""
-    y = act(batch_norm(name("bn"))(conv(inner, 1, name=name("conv"))(x)))
-    y = act(batch_norm(name("bn"))(conv(inner, 3, name=name("conv"))(y)))
-    y = batch_norm(name("bn"))(conv(outer, 3, name=name("conv"))(y))
-    return act(y + x)
-
-
-def _up2(cfg, width, name, lowering=None):
-    """A factor-2 upsampling of G from the 16 x 16 maps to the image, to ``width`` channels: the paper's 4 x 4
-    stride-2 transposed convolution, or (``model.upsample="resize"``) a nearest-neighbour resize and a 3 x 3
-    convolution, which cannot draw the pixel checkerboard of transposed convolutions (Odena et al., Distill
-    2016). The paths below 16 x 16 keep their transposed convolutions (the 3 x 3 merge smooths them)."""
-    if cfg.upsample == "deconv":
-        return deconv(width, 4, 2, name=name, lowering=lowering)
-    layer = conv(width, 3, name=name)
-    return lambda x: layer(_nearest_up2(x))
-
-
-def _nearest_up2(x):
-    """(B, H, W, C) -> (B, 2H, 2W, C), each pixel repeated 2 x 2 (a broadcast: its gradient is a cheap sum).
-
-    Batch and rows share one axis so the broadcast stays 5-D: TFLite's int8 kernels (STRIDED_SLICE,
-    MUL) take at most 5 dimensions, and full-integer export fails on a 6-D one.
+    ``build`` traces ``call`` on those shapes, so every layer is built in the network's scope.
+    Inputs reach the layers as given (no autocast) and each layer casts its own, as in the
+    functional graphs of earlier versions: under mixed precision the box, keypoints and part
+    maps stay float32 outside the layers, and where they meet features ``keras.ops`` promotes
+    (a TensorFlow operator would refuse bfloat16 times float32).
     """
-    _, height, width, channels = x.shape
-    x = ops.reshape(x, (-1, 1, width, 1, channels)) * ops.ones((1, 2, 1, 2, 1), x.dtype)
-    return ops.reshape(x, (-1, 2 * height, 2 * width, channels))
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.autocast = False
+
+    def input_specs(self) -> dict[str, tuple]:
+        """{input name: shape without the batch axis}, in the order ``call`` takes them."""
+        raise NotImplementedError
+
+    def _symbolic_inputs(self):
+        return [keras.KerasTensor((None, *shape), name=name) for name, shape in self.input_specs().items()]
+
+    def build(self, input_shape=None):
+        self.compute_output_spec(self._symbolic_inputs())
+
+    @property
+    def output_shape(self) -> tuple:
+        """The output's shape, batch None (as Keras gives it for functional models)."""
+        return tuple(self.compute_output_spec(self._symbolic_inputs()).shape)
 
 
-def _upsample_to_rgb(x, channels, name, cfg):
-    """Factor-2 upsamplings through ``channels`` (BN, ReLU), then one to RGB and tanh."""
-    for width in channels:
-        x = _relu(batch_norm(name("bn"))(_up2(cfg, width, name("deconv"))(x)))
-    # As a sub-pixel conv: mobile deconvolution kernels are slow for 3 output channels.
-    rgb = ops.tanh(_up2(cfg, 3, name("to_rgb"), lowering="subpixel")(x))
-    # Images leave G in float32 under mixed precision (train.precision); no extra op in float32 graphs.
-    return to_float32(rgb)
+class _ImageGenerator(GawwnNetwork):
+    """G's end, shared by both generators: factor-2 upsamplings (BN, ReLU) of the 16 x 16 maps through
+    ``channels``, then one to RGB and tanh."""
+
+    def __init__(self, z_dim, text_dim, ngf, image_size, upsample, **kwargs):
+        super().__init__(**kwargs)
+        self.z_dim, self.text_dim, self.ngf, self.image_size, self.upsample = z_dim, text_dim, ngf, image_size, upsample
+
+    def _make_upsamplings(self, channels):
+        self.upsamplings = [ConvUnit(width, upsample=self.upsample, name=f"up_{i}")
+                            for i, width in enumerate(channels, 1)]
+        # As a sub-pixel conv: mobile deconvolution kernels are slow for 3 output channels.
+        self.to_rgb = up2_conv(self.upsample, 3, lowering="subpixel", name="to_rgb")
+
+    def _draw(self, x):
+        x = apply_all(self.upsamplings, x)
+        rgb = ops.tanh(self.to_rgb(nearest_up2(x) if self.upsample == "resize" else x))
+        # Images leave G in float32 under mixed precision (train.precision); no extra op in float32 graphs.
+        return to_float32(rgb)
+
+    def get_config(self):
+        return {**super().get_config(), "z_dim": self.z_dim, "text_dim": self.text_dim, "ngf": self.ngf,
+                "image_size": self.image_size, "upsample": self.upsample}
 
 
-def box_generator(cfg, text_dim: int, name="box_generator"):
-    """Bounding-box G (``main_cub_bbox.lua``, one box)."""
-    ngf, n = cfg.ngf, cfg.upsamplings
-    name_of = _Namer()
-    z = keras.Input((cfg.z_dim,), name="z")
-    text = keras.Input((text_dim,), name="text_embedding")
-    box = keras.Input((4,), name="box")
-    paste = BoxWarp("paste", align_corners=cfg.warp_align_corners, name="paste_into_box")
-    text_features = linear(4 * ngf, text_dim, name="text_projection")(text)  # shared by both paths
+@keras.saving.register_keras_serializable(package="tfcoord")
+class BoxGenerator(_ImageGenerator):
+    """Bounding-box G (``main_cub_bbox.lua``, one box).
 
-    # Global path: the text pasted into the box, summarised to one vector with z.
-    g = paste([tile_vector(text_features, S), box])
-    for _ in range(2):
-        g = _relu(batch_norm(name_of("global_bn"))(conv(4 * ngf, 4, 2, name=name_of("global_conv"))(g)))
-    g = _relu(batch_norm(name_of("global_bn"))(conv(4 * ngf, 4, 1, "valid", name=name_of("global_conv"))(g)))
-    z_global = _relu(linear(4 * ngf, cfg.z_dim, name="global_noise_projection")(z))
-    g = _relu(ops.concatenate([ops.reshape(z_global, (-1, 1, 1, 4 * ngf)), g], axis=-1))
-    g = _relu(batch_norm(name_of("global_bn"))(deconv(8 * ngf, 4, 1, "valid", name=name_of("global_deconv"),
-                                                           lowering="matmul")(g)))
-    for width in (4 * ngf, 2 * ngf):
-        g = _relu(batch_norm(name_of("global_bn"))(deconv(width, 4, 2, name=name_of("global_deconv"))(g)))
+    Args:
+        z_dim, text_dim: sizes of the noise and of the text embedding.
+        ngf: G's width. image_size: 16 * 2^n.
+        upsample: G's factor-2 upsamplings, "deconv" (the paper) or "resize" (``model.upsample``).
+        warp_align_corners: the box warp's corner-aligned grid (quirk W1).
+    """
 
-    # Local path: features of (z, t) grown to 16 x 16, pasted into the box.
-    z_local = linear(4 * ngf, cfg.z_dim, name="local_noise_projection")(z)
-    local = _relu(ops.concatenate([z_local, text_features], axis=-1))
-    local = ops.reshape(local, (-1, 1, 1, 8 * ngf))
-    local = batch_norm(name_of("local_bn"))(deconv(8 * ngf, 4, 1, "valid", name=name_of("local_deconv"),
-                                                         lowering="matmul")(local))
-    local = _residual(local, 2 * ngf, 8 * ngf, lambda k: name_of(f"local_res_{k}"))
-    local = batch_norm(name_of("local_bn"))(deconv(4 * ngf, 4, 2, name=name_of("local_deconv"))(local))
-    local = _residual(local, ngf, 4 * ngf, lambda k: name_of(f"local_res_{k}"))
-    local = batch_norm(name_of("local_bn"))(deconv(2 * ngf, 4, 2, name=name_of("local_deconv"))(local))
-    local = _relu(paste([local, box]))
+    def __init__(self, z_dim=100, text_dim=1024, ngf=128, image_size=128, upsample="deconv",
+                 warp_align_corners=True, **kwargs):
+        super().__init__(z_dim, text_dim, ngf, image_size, upsample, **kwargs)
+        self.warp_align_corners = warp_align_corners
+        n = upsamplings(image_size)
+        self.paste = BoxWarp("paste", align_corners=warp_align_corners, name="paste_into_box")
+        self.text_projection = linear(4 * ngf, text_dim, name="text_projection")  # shared by both paths
+        self.global_in = [ConvUnit(4 * ngf, 4, 2, name="global_in_1"), ConvUnit(4 * ngf, 4, 2, name="global_in_2"),
+                          ConvUnit(4 * ngf, 4, 1, "valid", name="global_in_3")]
+        self.global_noise = DenseUnit(4 * ngf, z_dim, norm=False, name="global_noise_projection")
+        self.global_out = [ConvUnit(8 * ngf, 4, 1, "valid", transposed=True, lowering="matmul", name="global_out_1"),
+                           ConvUnit(4 * ngf, 4, 2, transposed=True, name="global_out_2"),
+                           ConvUnit(2 * ngf, 4, 2, transposed=True, name="global_out_3")]
+        self.local_noise = linear(4 * ngf, z_dim, name="local_noise_projection")
+        self.local = [ConvUnit(8 * ngf, 4, 1, "valid", transposed=True, lowering="matmul", activation=None,
+                               name="local_1"), Bottleneck(2 * ngf, 8 * ngf, name="local_2"),
+                      ConvUnit(4 * ngf, 4, 2, transposed=True, activation=None, name="local_3"),
+                      Bottleneck(ngf, 4 * ngf, name="local_4"),
+                      ConvUnit(2 * ngf, 4, 2, transposed=True, activation=None, name="local_5")]
+        self.merge = ConvUnit(2 * ngf, 3, 1, transposed=True, name="merge")
+        # 128 x 128: ngf at 32 x 32, then 32 (= ngf / 4 in the scripts) at 64 x 64.
+        channels = [ngf] + [max(ngf // 2 ** (k + 1), 8) for k in range(1, n - 1)]
+        self._make_upsamplings(channels[:n - 1])
 
-    x = ops.concatenate([g, local], axis=-1)
-    x = _relu(batch_norm(name_of("merge_bn"))(deconv(2 * ngf, 3, 1, name=name_of("merge_deconv"))(x)))
-    # 128 x 128: ngf at 32 x 32, then 32 (= ngf / 4 in the scripts) at 64 x 64.
-    channels = [ngf] + [max(ngf // 2 ** (k + 1), 8) for k in range(1, n - 1)]
-    rgb = _upsample_to_rgb(x, channels[:n - 1], lambda k: name_of(f"merge_{k}"), cfg)
-    return keras.Model([z, text, box], rgb, name=name)
+    def input_specs(self):
+        return {"z": (self.z_dim,), "text_embedding": (self.text_dim,), "box": (4,)}
 
+    def call(self, inputs, training=None):
+        z, text, box = inputs
+        text_features = self.text_projection(text)
+        # Global path: the text pasted into the box, summarised to one vector with z.
+        g = apply_all(self.global_in, self.paste([tile_vector(text_features, S), box]))
+        g = ops.relu(ops.concatenate([ops.reshape(self.global_noise(z), (-1, 1, 1, 4 * self.ngf)), g], axis=-1))
+        g = apply_all(self.global_out, g)
+        # Local path: features of (z, t) grown to 16 x 16, pasted into the box.
+        local = ops.relu(ops.concatenate([self.local_noise(z), text_features], axis=-1))
+        local = apply_all(self.local, ops.reshape(local, (-1, 1, 1, 8 * self.ngf)))
+        local = ops.relu(self.paste([local, box]))
+        return self._draw(self.merge(ops.concatenate([g, local], axis=-1)))
 
-def _image_trunk(image, cfg, act, name_of):
-    """D's shared image trunk: strided 4 x 4 convolutions down to 16 x 16 x 2 ndf, then a 3 x 3."""
-    ndf, n = cfg.ndf, cfg.upsamplings
-    x = image
-    for _ in range(n - 1):
-        x = act(conv(ndf, 4, 2, name=name_of("trunk_conv"))(x))
-    x = act(batch_norm(name_of("trunk_bn"))(conv(2 * ndf, 4, 2, name=name_of("trunk_conv"))(x)))
-    return act(batch_norm(name_of("trunk_bn"))(conv(2 * ndf, 3, 1, name=name_of("trunk_conv"))(x)))
-
-
-def _global_image(trunk, cfg, act, name_of):
-    ndf = cfg.ndf
-    g = act(batch_norm(name_of("global_bn"))(conv(4 * ndf, 4, 2, name=name_of("global_conv"))(trunk)))
-    return act(batch_norm(name_of("global_bn"))(conv(8 * ndf, 4, 2, name=name_of("global_conv"))(g)))
+    def get_config(self):
+        return {**super().get_config(), "warp_align_corners": self.warp_align_corners}
 
 
-def _head(local, global_, cfg, act, name_of):
-    ndf = cfg.ndf
-    if cfg.d_dropout:
-        global_ = keras.layers.Dropout(cfg.d_dropout, name="global_dropout")(global_)
-    x = ops.concatenate([local, global_], axis=-1)
-    x = act(batch_norm(name_of("head_bn"))(linear(ndf, 2 * ndf, name=name_of("head_linear"))(x)))
-    return linear(1, ndf, name=name_of("head_linear"))(x)[:, 0]
+@keras.saving.register_keras_serializable(package="tfcoord")
+class KeypointGenerator(_ImageGenerator):
+    """Keypoint G (``main_cub_keypoints.lua``; ``variant="mhp"``: ``main_mhp.lua``, whose region path has no
+    batch norm after its linear map and one residual block after its convolution).
+
+    Args: as :class:`BoxGenerator`'s, and ``num_parts`` (K), ``variant`` ("cub" or "mhp").
+    """
+
+    def __init__(self, z_dim=100, text_dim=1024, num_parts=15, ngf=128, image_size=128, upsample="deconv",
+                 variant="cub", **kwargs):
+        super().__init__(z_dim, text_dim, ngf, image_size, upsample, **kwargs)
+        self.num_parts, self.variant = num_parts, variant
+        n = upsamplings(image_size)
+        # One (noise, text) module feeds both paths (shared weights in the official graph).
+        self.noise_projection = linear(4 * ngf, z_dim, name="noise_projection")
+        self.text_projection = linear(4 * ngf, text_dim, name="text_projection")
+        self.region_linear = linear(4 * ngf, 8 * ngf, name="region_linear")
+        self.region_linear_bn = batch_norm("region_linear_bn") if variant == "cub" else None
+        self.region = [ConvUnit(4 * ngf, 3, transposed=True, name="region_1")]
+        if variant == "mhp":
+            self.region.append(Bottleneck(ngf, 4 * ngf, name="region_2"))
+        self.global_in = [ConvUnit(ngf, 4, 2, name="global_in_1"), ConvUnit(2 * ngf, 4, 2, name="global_in_2"),
+                          ConvUnit(4 * ngf, 4, 1, "valid", name="global_in_3")]
+        self.global_linear = DenseUnit(4 * ngf, 8 * ngf, name="global_linear")
+        self.global_out = [ConvUnit(4 * ngf, 4, 1, "valid", transposed=True, lowering="matmul", name="global_out_1"),
+                           ConvUnit(2 * ngf, 4, 2, transposed=True, name="global_out_2"),
+                           ConvUnit(ngf, 4, 2, transposed=True, name="global_out_3")]
+        self.merge = [ConvUnit(4 * ngf, 3, transposed=True, name="merge_1"),
+                      ConvUnit(4 * ngf, 3, transposed=True, activation=None, name="merge_2"),
+                      Bottleneck(ngf, 4 * ngf, name="merge_3")]
+        # 128 x 128: 2 ngf at 32 x 32, ngf at 64 x 64.
+        channels = [2 * ngf, ngf] + [max(ngf // 2 ** k, 8) for k in range(1, n - 2)]
+        self._make_upsamplings(channels[:n - 1])
+
+    def input_specs(self):
+        return {"z": (self.z_dim,), "text_embedding": (self.text_dim,), "keypoint_maps": (S, S, self.num_parts)}
+
+    def call(self, inputs, training=None):
+        z, text, maps = inputs
+        noise_text = ops.relu(ops.concatenate([self.noise_projection(z), self.text_projection(text)], axis=-1))
+        mask = ops.clip(ops.sum(maps, axis=-1, keepdims=True), 0.0, 1.0)
+        region = self.region_linear(noise_text)
+        region = ops.relu(region if self.region_linear_bn is None else self.region_linear_bn(region))
+        region = apply_all(self.region, ops.multiply(tile_vector(region, S), mask))
+        g = apply_all(self.global_in, maps)
+        g = ops.concatenate([ops.reshape(self.global_linear(noise_text), (-1, 1, 1, 4 * self.ngf)), g], axis=-1)
+        g = apply_all(self.global_out, g)
+        return self._draw(apply_all(self.merge, ops.concatenate([g, region, maps], axis=-1)))
+
+    def get_config(self):
+        return {**super().get_config(), "num_parts": self.num_parts, "variant": self.variant}
 
 
-def box_discriminator(cfg, text_dim: int, name="box_discriminator"):
-    """Bounding-box D: local path on the cropped box, global path on the whole image."""
-    ndf, nt = cfg.ndf, cfg.text_features
-    act, name_of = _d_activation(cfg), _Namer()
-    image = keras.Input((cfg.image_size, cfg.image_size, 3), name="image")
-    box = keras.Input((4,), name="box")
-    text = keras.Input((text_dim,), name="text_embedding")
-    crop = BoxWarp("crop", align_corners=cfg.warp_align_corners, name="crop_box")
-    trunk = _image_trunk(image, cfg, act, name_of)
-    text_features = act(linear(nt, text_dim, name="text_projection")(text))  # shared
-    text_map = tile_vector(text_features, S)
+class _Discriminator(GawwnNetwork):
+    """What both discriminators share: the image trunk (strided 4 x 4 convolutions down to 16 x 16 x 2 ndf, then
+    a 3 x 3), the text projection, both ends of the 16 x 16 local path, the global path on the trunk, and the head
+    on [local, global]."""
 
-    local = ops.concatenate([trunk, text_map], axis=-1)
-    local = act(batch_norm(name_of("local_bn"))(conv(2 * ndf, 3, 1, name=name_of("local_conv"))(local)))
-    local = crop([local, box])
-    local = act(batch_norm(name_of("local_bn"))(conv(2 * ndf, 1, 1, name=name_of("local_conv"))(local)))
-    local = conv(ndf, 1, 1, name=name_of("local_conv"))(local)
-    local = act(ops.mean(local, axis=(1, 2)))
+    def __init__(self, text_dim, ndf, text_features, image_size, activation, dropout, **kwargs):
+        super().__init__(**kwargs)
+        self.text_dim, self.ndf, self.text_features, self.image_size = text_dim, ndf, text_features, image_size
+        self.activation, self.dropout = activation, dropout
+        act, n = dict(activation=activation), upsamplings(image_size)
+        self.trunk = [*[ConvUnit(ndf, 4, 2, norm=False, name=f"trunk_{i}", **act) for i in range(1, n)],
+                      ConvUnit(2 * ndf, 4, 2, name=f"trunk_{n}", **act), ConvUnit(2 * ndf, 3, name="trunk_out", **act)]
+        self.text_projection = DenseUnit(text_features, text_dim, norm=False, name="text_projection", **act)  # shared
+        self.local_in = ConvUnit(2 * ndf, 3, name="local_in", **act)
+        self.local_out = [ConvUnit(2 * ndf, 1, name="local_out_1", **act),
+                          ConvUnit(ndf, 1, norm=False, activation=None, name="local_out_2")]
+        self.global_image = [ConvUnit(4 * ndf, 4, 2, name="global_image_1", **act),
+                             ConvUnit(8 * ndf, 4, 2, name="global_image_2", **act)]
+        # Made between the global path's layers: the order in which their initialisers draw seeds (see ConvUnit).
+        self.global_condition = self._global_condition_layers()
+        self.global_out = [ConvUnit(4 * ndf, 1, name="global_out_1", **act),
+                           ConvUnit(ndf, 4, 1, "valid", name="global_out_2", **act)]
+        self.global_dropout = keras.layers.Dropout(dropout, name="global_dropout") if dropout else None
+        self.head = [DenseUnit(ndf, 2 * ndf, name="head", **act), linear(1, ndf, name="logit")]
 
-    g = _global_image(trunk, cfg, act, name_of)
-    # The text map sampled with theta is constant (quirk W5), kept for parity with the official network.
-    t = crop([text_map, box])
-    t = _relu(batch_norm(name_of("global_text_bn"))(conv(4 * ndf, 4, 2, name=name_of("global_text_conv"))(t)))
-    t = _relu(batch_norm(name_of("global_text_bn"))(conv(ndf, 4, 2, name=name_of("global_text_conv"))(t)))
-    g = ops.concatenate([g, t], axis=-1)
-    g = act(batch_norm(name_of("global_bn"))(conv(4 * ndf, 1, 1, name=name_of("global_conv"))(g)))
-    g = act(batch_norm(name_of("global_bn"))(conv(ndf, 4, 1, "valid", name=name_of("global_conv"))(g)))
-    logit = _head(local, ops.reshape(g, (-1, ndf)), cfg, act, name_of)
-    return keras.Model([image, box, text], logit, name=name)
+    def _global_condition_layers(self) -> list:
+        return []
 
+    def _pool_local(self, local):
+        return ACTIVATIONS[self.activation](ops.mean(apply_all(self.local_out, local), axis=(1, 2)))
 
-def keypoint_generator(cfg, text_dim: int, num_parts: int, name="keypoint_generator"):
-    """Keypoint G (``main_cub_keypoints.lua``; ``variant="mhp"``: ``main_mhp.lua``)."""
-    ngf, n = cfg.ngf, cfg.upsamplings
-    name_of = _Namer()
-    z = keras.Input((cfg.z_dim,), name="z")
-    text = keras.Input((text_dim,), name="text_embedding")
-    maps = keras.Input((S, S, num_parts), name="keypoint_maps")
-    # One (noise, text) module feeds both paths (shared weights in the official graph).
-    noise_text = _relu(ops.concatenate([linear(4 * ngf, cfg.z_dim, name="noise_projection")(z),
-                                        linear(4 * ngf, text_dim, name="text_projection")(text)], axis=-1))
-    mask = ops.clip(ops.sum(maps, axis=-1, keepdims=True), 0.0, 1.0)
+    def _logit(self, local, global_):
+        global_ = ops.reshape(apply_all(self.global_out, global_), (-1, self.ndf))
+        if self.global_dropout is not None:
+            global_ = self.global_dropout(global_)
+        return apply_all(self.head, ops.concatenate([local, global_], axis=-1))[:, 0]
 
-    region = linear(4 * ngf, 8 * ngf, name="region_linear")(noise_text)
-    if cfg.variant == "cub":
-        region = batch_norm("region_linear_bn")(region)
-    region = tile_vector(_relu(region), S) * mask
-    region = _relu(batch_norm(name_of("region_bn"))(deconv(4 * ngf, 3, 1, name=name_of("region_deconv"))(region)))
-    if cfg.variant == "mhp":
-        region = _residual(region, ngf, 4 * ngf, lambda k: name_of(f"region_res_{k}"))
-
-    g = maps
-    for width in (ngf, 2 * ngf):
-        g = _relu(batch_norm(name_of("global_bn"))(conv(width, 4, 2, name=name_of("global_conv"))(g)))
-    g = _relu(batch_norm(name_of("global_bn"))(conv(4 * ngf, 4, 1, "valid", name=name_of("global_conv"))(g)))
-    nt = _relu(batch_norm("global_linear_bn")(linear(4 * ngf, 8 * ngf, name="global_linear")(noise_text)))
-    g = ops.concatenate([ops.reshape(nt, (-1, 1, 1, 4 * ngf)), g], axis=-1)
-    g = _relu(batch_norm(name_of("global_bn"))(deconv(4 * ngf, 4, 1, "valid", name=name_of("global_deconv"),
-                                                           lowering="matmul")(g)))
-    for width in (2 * ngf, ngf):
-        g = _relu(batch_norm(name_of("global_bn"))(deconv(width, 4, 2, name=name_of("global_deconv"))(g)))
-
-    x = ops.concatenate([g, region, maps], axis=-1)
-    x = _relu(batch_norm(name_of("merge_bn"))(deconv(4 * ngf, 3, 1, name=name_of("merge_deconv"))(x)))
-    x = batch_norm(name_of("merge_bn"))(deconv(4 * ngf, 3, 1, name=name_of("merge_deconv"))(x))
-    x = _residual(x, ngf, 4 * ngf, lambda k: name_of(f"merge_res_{k}"))
-    # 128 x 128: 2 ngf at 32 x 32, ngf at 64 x 64.
-    channels = [2 * ngf, ngf] + [max(ngf // 2 ** k, 8) for k in range(1, n - 2)]
-    rgb = _upsample_to_rgb(x, channels[:n - 1], lambda k: name_of(f"up_{k}"), cfg)
-    return keras.Model([z, text, maps], rgb, name=name)
+    def get_config(self):
+        return {**super().get_config(), "text_dim": self.text_dim, "ndf": self.ndf,
+                "text_features": self.text_features, "image_size": self.image_size, "activation": self.activation,
+                "dropout": self.dropout}
 
 
-def keypoint_discriminator(cfg, text_dim: int, num_parts: int, name="keypoint_discriminator"):
-    """Keypoint D: region features gated by the part maps, global path with the text tiled at 4 x 4."""
-    ndf, nt = cfg.ndf, cfg.text_features
-    act, name_of = _d_activation(cfg), _Namer()
-    image = keras.Input((cfg.image_size, cfg.image_size, 3), name="image")
-    maps = keras.Input((S, S, num_parts), name="keypoint_maps")
-    text = keras.Input((text_dim,), name="text_embedding")
-    trunk = _image_trunk(image, cfg, act, name_of)
-    text_features = act(linear(nt, text_dim, name="text_projection")(text))  # shared
+@keras.saving.register_keras_serializable(package="tfcoord")
+class BoxDiscriminator(_Discriminator):
+    """Bounding-box D: local path on the cropped box, global path on the whole image.
 
-    local = ops.concatenate([trunk, tile_vector(text_features, S)], axis=-1)
-    local = act(batch_norm(name_of("local_bn"))(conv(2 * ndf, 3, 1, name=name_of("local_conv"))(local)))
-    local = local * ops.clip(ops.sum(maps, axis=-1, keepdims=True), 0.0, 1.0)
-    local = ops.concatenate([local, maps], axis=-1)
-    local = act(batch_norm(name_of("local_bn"))(conv(2 * ndf, 1, 1, name=name_of("local_conv"))(local)))
-    local = conv(ndf, 1, 1, name=name_of("local_conv"))(local)
-    local = act(ops.mean(local, axis=(1, 2)))
+    Args:
+        text_dim: size of the text embedding. ndf: D's width. text_features: nt, the text projection's size.
+        image_size: 16 * 2^n. activation: "leaky_relu" or "elu" (MHP). dropout: before the head (MHP 0.2).
+        warp_align_corners: the box warp's corner-aligned grid (quirk W1).
+    """
 
-    g = _global_image(trunk, cfg, act, name_of)
-    g = ops.concatenate([g, tile_vector(text_features, 4)], axis=-1)
-    g = act(batch_norm(name_of("global_bn"))(conv(4 * ndf, 1, 1, name=name_of("global_conv"))(g)))
-    g = act(batch_norm(name_of("global_bn"))(conv(ndf, 4, 1, "valid", name=name_of("global_conv"))(g)))
-    logit = _head(local, ops.reshape(g, (-1, ndf)), cfg, act, name_of)
-    return keras.Model([image, maps, text], logit, name=name)
+    def __init__(self, text_dim=1024, ndf=64, text_features=128, image_size=128, activation="leaky_relu",
+                 dropout=0.0, warp_align_corners=True, **kwargs):
+        super().__init__(text_dim, ndf, text_features, image_size, activation, dropout, **kwargs)
+        self.warp_align_corners = warp_align_corners
+        self.crop = BoxWarp("crop", align_corners=warp_align_corners, name="crop_box")
+
+    def input_specs(self):
+        return {"image": (self.image_size, self.image_size, 3), "box": (4,), "text_embedding": (self.text_dim,)}
+
+    def _global_condition_layers(self):
+        # The text map cropped from the box, to the global path's 4 x 4.
+        return [ConvUnit(4 * self.ndf, 4, 2, name="global_text_1"), ConvUnit(self.ndf, 4, 2, name="global_text_2")]
+
+    def call(self, inputs, training=None):
+        image, box, text = inputs
+        trunk = apply_all(self.trunk, image)
+        text_map = tile_vector(self.text_projection(text), S)
+        local = self._pool_local(self.crop([self.local_in(ops.concatenate([trunk, text_map], axis=-1)), box]))
+        g = apply_all(self.global_image, trunk)
+        # The text map sampled with theta is constant (quirk W5), kept for parity with the official network.
+        g = ops.concatenate([g, apply_all(self.global_condition, self.crop([text_map, box]))], axis=-1)
+        return self._logit(local, g)
+
+    def get_config(self):
+        return {**super().get_config(), "warp_align_corners": self.warp_align_corners}
 
 
-def keypoint_completer(cfg, text_dim: int, num_parts: int, name="keypoint_completer"):
+@keras.saving.register_keras_serializable(package="tfcoord")
+class KeypointDiscriminator(_Discriminator):
+    """Keypoint D: region features gated by the part maps, global path with the text tiled at 4 x 4.
+
+    Args: as :class:`BoxDiscriminator`'s, with ``num_parts`` (K) in place of ``warp_align_corners``.
+    """
+
+    def __init__(self, text_dim=1024, num_parts=15, ndf=64, text_features=128, image_size=128,
+                 activation="leaky_relu", dropout=0.0, **kwargs):
+        super().__init__(text_dim, ndf, text_features, image_size, activation, dropout, **kwargs)
+        self.num_parts = num_parts
+
+    def input_specs(self):
+        return {"image": (self.image_size, self.image_size, 3), "keypoint_maps": (S, S, self.num_parts),
+                "text_embedding": (self.text_dim,)}
+
+    def call(self, inputs, training=None):
+        image, maps, text = inputs
+        trunk = apply_all(self.trunk, image)
+        text_features = self.text_projection(text)
+        local = self.local_in(ops.concatenate([trunk, tile_vector(text_features, S)], axis=-1))
+        local = ops.multiply(local, ops.clip(ops.sum(maps, axis=-1, keepdims=True), 0.0, 1.0))
+        local = self._pool_local(ops.concatenate([local, maps], axis=-1))
+        g = ops.concatenate([apply_all(self.global_image, trunk), tile_vector(text_features, 4)], axis=-1)
+        return self._logit(local, g)
+
+    def get_config(self):
+        return {**super().get_config(), "num_parts": self.num_parts}
+
+
+@keras.saving.register_keras_serializable(package="tfcoord")
+class KeypointCompleter(GawwnNetwork):
     """Conditional keypoint G: ``s * k + (1 - s) * f(z, t, k)`` with s the given parts' visibility.
 
     Given parts (visibility 1) pass through unchanged; the others are f's sigmoid outputs
     in [0, 1] (``main_gen_keypoints.lua``; deeper than the paper's 3-layer MLP).
+
+    Args: z_dim, text_dim, num_parts (K), width (``model.keypoint_generator_width``).
     """
-    w, k3 = cfg.keypoint_generator_width, 3 * num_parts
-    z = keras.Input((cfg.z_dim,), name="z")
-    text = keras.Input((text_dim,), name="text_embedding")
-    given = keras.Input((num_parts, 3), name="keypoints")
-    a = _relu(linear(4 * w, cfg.z_dim, name="noise_linear")(z))
-    b = _relu(linear(4 * w, text_dim, name="text_linear")(text))
-    c = _relu(batch_norm("parts_bn_1")(linear(4 * w, k3, name="parts_linear_1")(ops.reshape(given, (-1, k3)))))
-    c = _relu(batch_norm("parts_bn_2")(linear(2 * w, 4 * w, name="parts_linear_2")(c)))
-    x = ops.concatenate([a, b, c], axis=-1)
-    for i, (units, fan_in) in enumerate(((8 * w, 10 * w), (4 * w, 8 * w), (2 * w, 4 * w)), start=1):
-        x = _relu(batch_norm(f"mlp_bn_{i}")(linear(units, fan_in, name=f"mlp_linear_{i}")(x)))
-    free = ops.sigmoid(ops.reshape(linear(k3, 2 * w, name="mlp_out")(x), (-1, num_parts, 3)))
-    switch = given[..., 2:3]
-    return keras.Model([z, text, given], free * (1.0 - switch) + given * switch, name=name)
+
+    def __init__(self, z_dim=100, text_dim=1024, num_parts=15, width=128, **kwargs):
+        super().__init__(**kwargs)
+        self.z_dim, self.text_dim, self.num_parts, self.width = z_dim, text_dim, num_parts, width
+        w = width
+        self.noise_path = DenseUnit(4 * w, z_dim, norm=False, name="noise")
+        self.text_path = DenseUnit(4 * w, text_dim, norm=False, name="text")
+        self.parts_path = [DenseUnit(4 * w, 3 * num_parts, name="parts_1"), DenseUnit(2 * w, 4 * w, name="parts_2")]
+        self.mlp = [DenseUnit(8 * w, 10 * w, name="mlp_1"), DenseUnit(4 * w, 8 * w, name="mlp_2"),
+                    DenseUnit(2 * w, 4 * w, name="mlp_3"), linear(3 * num_parts, 2 * w, name="mlp_out")]
+
+    def input_specs(self):
+        return {"z": (self.z_dim,), "text_embedding": (self.text_dim,), "keypoints": (self.num_parts, 3)}
+
+    def call(self, inputs, training=None):
+        z, text, given = inputs
+        parts = ops.reshape(given, (-1, 3 * self.num_parts))
+        x = ops.concatenate([self.noise_path(z), self.text_path(text), apply_all(self.parts_path, parts)], axis=-1)
+        free = ops.sigmoid(ops.reshape(apply_all(self.mlp, x), (-1, self.num_parts, 3)))
+        switch = given[..., 2:3]
+        return ops.multiply(free, 1.0 - switch) + given * switch
+
+    def get_config(self):
+        return {**super().get_config(), "z_dim": self.z_dim, "text_dim": self.text_dim,
+                "num_parts": self.num_parts, "width": self.width}
 
 
-def keypoint_critic(cfg, text_dim: int, num_parts: int, name="keypoint_critic"):
-    """D of the conditional keypoint generator: is this set of parts plausible for this text?"""
-    w, k3 = cfg.keypoint_generator_width, 3 * num_parts
+@keras.saving.register_keras_serializable(package="tfcoord")
+class KeypointCritic(GawwnNetwork):
+    """D of the conditional keypoint generator: is this set of parts plausible for this text?
 
-    def lrelu(x):
-        return ops.leaky_relu(x, 0.2)
+    Args: text_dim, num_parts (K), width (``model.keypoint_generator_width``).
+    """
 
-    parts = keras.Input((num_parts, 3), name="keypoints")
-    text = keras.Input((text_dim,), name="text_embedding")
-    p = lrelu(batch_norm("parts_bn_1")(linear(4 * w, k3, name="parts_linear_1")(ops.reshape(parts, (-1, k3)))))
-    p = lrelu(batch_norm("parts_bn_2")(linear(2 * w, 4 * w, name="parts_linear_2")(p)))
-    t = lrelu(batch_norm("text_bn_1")(linear(4 * w, text_dim, name="text_linear_1")(text)))
-    t = lrelu(batch_norm("text_bn_2")(linear(2 * w, 4 * w, name="text_linear_2")(t)))
-    x = lrelu(batch_norm("joint_bn")(linear(2 * w, 4 * w, name="joint_linear")(ops.concatenate([p, t], axis=-1))))
-    return keras.Model([parts, text], linear(1, 2 * w, name="out_linear")(x)[:, 0], name=name)
+    def __init__(self, text_dim=1024, num_parts=15, width=128, **kwargs):
+        super().__init__(**kwargs)
+        self.text_dim, self.num_parts, self.width = text_dim, num_parts, width
+        w, lrelu = width, dict(activation="leaky_relu")
+        self.parts_path = [DenseUnit(4 * w, 3 * num_parts, name="parts_1", **lrelu),
+                           DenseUnit(2 * w, 4 * w, name="parts_2", **lrelu)]
+        self.text_path = [DenseUnit(4 * w, text_dim, name="text_1", **lrelu),
+                          DenseUnit(2 * w, 4 * w, name="text_2", **lrelu)]
+        self.joint = [DenseUnit(2 * w, 4 * w, name="joint", **lrelu), linear(1, 2 * w, name="logit")]
+
+    def input_specs(self):
+        return {"keypoints": (self.num_parts, 3), "text_embedding": (self.text_dim,)}
+
+    def call(self, inputs, training=None):
+        parts, text = inputs
+        parts = apply_all(self.parts_path, ops.reshape(parts, (-1, 3 * self.num_parts)))
+        return apply_all(self.joint, ops.concatenate([parts, apply_all(self.text_path, text)], axis=-1))[:, 0]
+
+    def get_config(self):
+        return {**super().get_config(), "text_dim": self.text_dim, "num_parts": self.num_parts, "width": self.width}
+
+
+def _built(network):
+    network.build()
+    return network
+
+
+def box_generator(cfg, text_dim: int, name="box_generator") -> BoxGenerator:
+    return _built(BoxGenerator(cfg.z_dim, text_dim, cfg.ngf, cfg.image_size, cfg.upsample, cfg.warp_align_corners,
+                               name=name))
+
+
+def box_discriminator(cfg, text_dim: int, name="box_discriminator") -> BoxDiscriminator:
+    return _built(BoxDiscriminator(text_dim, cfg.ndf, cfg.text_features, cfg.image_size, cfg.d_activation,
+                                   cfg.d_dropout, cfg.warp_align_corners, name=name))
+
+
+def keypoint_generator(cfg, text_dim: int, num_parts: int, name="keypoint_generator") -> KeypointGenerator:
+    return _built(KeypointGenerator(cfg.z_dim, text_dim, num_parts, cfg.ngf, cfg.image_size, cfg.upsample,
+                                    cfg.variant, name=name))
+
+
+def keypoint_discriminator(cfg, text_dim: int, num_parts: int, name="keypoint_discriminator") -> KeypointDiscriminator:
+    return _built(KeypointDiscriminator(text_dim, num_parts, cfg.ndf, cfg.text_features, cfg.image_size,
+                                        cfg.d_activation, cfg.d_dropout, name=name))
+
+
+def keypoint_completer(cfg, text_dim: int, num_parts: int, name="keypoint_completer") -> KeypointCompleter:
+    return _built(KeypointCompleter(cfg.z_dim, text_dim, num_parts, cfg.keypoint_generator_width, name=name))
+
+
+def keypoint_critic(cfg, text_dim: int, num_parts: int, name="keypoint_critic") -> KeypointCritic:
+    return _built(KeypointCritic(text_dim, num_parts, cfg.keypoint_generator_width, name=name))
