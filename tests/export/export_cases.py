@@ -31,9 +31,9 @@ def cocogan_keras(model, signature, inputs):
 def cips_keras(model, signature, inputs):
     """What CIPS's signatures compute, through the model's rendering API (eval mode, no noise)."""
     if signature == "map_latent":
-        return {"style": model.styles(inputs["z"])}
-    style = inputs["style"] if signature == "synthesize" else model.styles(inputs["z"])
-    return {"rgb": model.render(style, inputs["coords"])}
+        return {"style": model.sampler.styles(inputs["z"])}
+    style = inputs["style"] if signature == "synthesize" else model.sampler.styles(inputs["z"])
+    return {"rgb": model.sampler.render(style, inputs["coords"])}
 
 
 def infinitygan_keras(model, signature, inputs):
