@@ -50,12 +50,13 @@ def infinitygan_keras(model, signature, inputs):
 
 def gawwn_keras(model, signature, inputs):
     """What GAWWN's signatures compute, through the model's generation API (eval mode)."""
+    sampler = model.sampler
     if signature == "complete_keypoints":
-        return {"keypoints": model.complete_keypoints(inputs["z"], inputs["text_embedding"], inputs["keypoints"])}
+        return {"keypoints": sampler.complete_keypoints(inputs["z"], inputs["text_embedding"], inputs["keypoints"])}
     if signature == "encode_text":
-        return {"text_embedding": model.encode_tokens(inputs["tokens"])}
+        return {"text_embedding": sampler.encode_tokens(inputs["tokens"])}
     condition = inputs.get("box", inputs.get("keypoints"))
-    generate = model.generate_from_box if "box" in inputs else model.generate_from_keypoints
+    generate = sampler.generate_from_box if "box" in inputs else sampler.generate_from_keypoints
     return {"rgb": generate(inputs["z"], inputs["text_embedding"], condition)}
 
 
