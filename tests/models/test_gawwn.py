@@ -18,8 +18,8 @@ from tfcoord.models.gawwn.blocks import keypoint_maps
 from tfcoord.models.gawwn.config import GawwnConfig
 from tfcoord.gan.losses import bce
 from tfcoord.models.gawwn.model import Gawwn
-from tfcoord.models.gawwn.text_encoder import (CharCnnGru, HashedNgramEncoder, joint_embedding_loss,
-                                               steps_after_cnn)
+from tfcoord.models.text_encoder.loss import joint_embedding_loss
+from tfcoord.models.text_encoder.networks import CharCnnGru, HashedNgramEncoder, steps_after_cnn
 
 TINY = ["model.ngf=8", "model.ndf=8", "model.text_features=8", "model.keypoint_generator_width=8",
         "text.embedding_dim=16", "train.batch_size=4", "log.num_samples=4", "log.progress_bar=false"]

@@ -21,7 +21,7 @@ from tfcoord.errors import UserError
 from tfcoord.models.base import CoordinateGan
 from tfcoord.models.gawwn import drawing, networks, serving
 from tfcoord.models.gawwn.sampling import GawwnSampler
-from tfcoord.models.gawwn.text_encoder import CharCnnGru, HashedNgramEncoder, ImageEncoder
+from tfcoord.models.text_encoder.networks import CharCnnGru, HashedNgramEncoder, ImageEncoder
 from tfcoord.models.gawwn.training import GawwnTraining
 
 

@@ -33,7 +33,7 @@ from tfcoord.gan.ema import ema_step
 from tfcoord.gan.losses import gan_cls_discriminator_loss, gan_cls_generator_loss
 from tfcoord.models.base import step_seed
 from tfcoord.models.gawwn.blocks import keypoint_maps
-from tfcoord.models.gawwn.text_encoder import joint_embedding_loss
+from tfcoord.models.text_encoder.loss import joint_embedding_loss
 from tfcoord.training.precision import loss_scaled, minimize, to_float32
 
 
