@@ -87,10 +87,10 @@ def evaluate_workload(run, step, samples, quick):
     # Each sample: a random species' caption, the box of an unrelated real bird.
     other_captions = [captions[(i + 1) % samples] for i in range(samples)]
     chosen = [c[rng.integers(len(c))] for c in other_captions]
-    text = np.stack([model.embed_captions(c) for c in chosen])
-    z = model.latents(step + 1, samples)
-    generate_s = seconds(lambda: model.generate_from_box(z, text, boxes))
-    images = to_uint8(model.generate_from_box(z, text, boxes))
+    text = np.stack([model.sampler.embed_captions(c) for c in chosen])
+    z = model.sampler.latents(step + 1, samples)
+    generate_s = seconds(lambda: model.sampler.generate_from_box(z, text, boxes))
+    images = to_uint8(model.sampler.generate_from_box(z, text, boxes))
     labels = label(images)
     shifted = np.roll(boxes, 7, axis=0)  # an unrelated box: how much lands there by chance
     return {"box_fraction": float(np.mean(structure.box_fractions(labels, boxes))),

@@ -201,10 +201,10 @@ def generated_birds(model, entry: Entry, truth, captions, z):
 
     from tfcoord.images import to_uint8
 
-    text = np.stack([model.embed_captions(c) for c in captions])
+    text = np.stack([model.sampler.embed_captions(c) for c in captions])
     if entry.conditioning == "keypoints":
-        return to_uint8(model.generate_from_keypoints(z, text, truth.extras["keypoints"]))
-    return to_uint8(model.generate_from_box(z, text, truth.extras["boxes"]))
+        return to_uint8(model.sampler.generate_from_keypoints(z, text, truth.extras["keypoints"]))
+    return to_uint8(model.sampler.generate_from_box(z, text, truth.extras["boxes"]))
 
 
 def evaluate_workload(name, run, samples, wide_canvases, quick, docs=None):
@@ -245,7 +245,7 @@ def evaluate_workload(name, run, samples, wide_canvases, quick, docs=None):
             restore_networks(model.network_items(), f"{run}/checkpoints/ckpt-{step}")
         row = {"checkpoint": f"step {step}", "step": step}
         if entry.conditioning:
-            z = model.latents(SAMPLE_SEED, samples)
+            z = model.sampler.latents(SAMPLE_SEED, samples)
             images = generated_birds(model, entry, truth, other, z)
             row.update(bird_checks(evaluator, entry, images, truth, other))
         else:
@@ -347,7 +347,7 @@ def write_docs_images(entry, name, run, model, evaluator, real_size, folder) -> 
     from tfcoord import generate
     from tfcoord.images import image_grid, to_uint8
     from tfcoord.metrics.views import centre_crop
-    from tfcoord.models.gawwn.model import draw_condition
+    from tfcoord.models.gawwn.drawing import draw_condition
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -361,7 +361,7 @@ def write_docs_images(entry, name, run, model, evaluator, real_size, folder) -> 
                                                           for key, value in truth.extras.items()
                                                           if key in ("boxes", "keypoints")})
             fakes = generated_birds(model, entry, repeated, [own[row]] * DOCS_COLUMNS,
-                                    model.latents(SAMPLE_SEED + row, DOCS_COLUMNS))
+                                    model.sampler.latents(SAMPLE_SEED + row, DOCS_COLUMNS))
             for pixels in [truth.images[row], *fakes]:
                 pixels = pixels.copy()
                 draw_condition(pixels, condition, entry.conditioning)

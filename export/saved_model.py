@@ -11,9 +11,10 @@ place, so a server never sees half of it. ``--batching`` also writes
 ``serving/NAME/batching_parameters.txt`` for ``--enable_batching``; ``python -m
 export.models_config`` writes a ``models.config``. Signatures:
 
-* the model's :meth:`~tfcoord.models.base.CoordinateGan.serving_functions`
-  (``generate_patch`` and the model's others), named TensorSpecs, dynamic batch;
-* ``serving_default``: the same as ``generate_patch``;
+* the model's :meth:`~tfcoord.models.base.TrainableModel.serving_functions`
+  (an image generator's ``generate_patch`` and its others), named TensorSpecs, dynamic batch;
+* ``serving_default``: the same as the model's ``default_signature`` (``generate_patch``;
+  ``encode_text`` for the text encoder);
 * ``describe(request int32 (-1,)) -> {"description": string (-1,)}``: the JSON of the
   asset, so a client of a remote server can tile without the export folder.
 
@@ -107,9 +108,13 @@ def serving_module(model, description: dict, *, patch_size=None, batch_size=None
     import tensorflow as tf
 
     functions = model.serving_functions() if patch_size is None else model.serving_functions(patch_size=patch_size)
-    if "generate_patch" not in functions:
-        raise ValueError(f"{type(model).__name__}.serving_functions() must return a 'generate_patch' function")
+    default = model.default_signature
+    if default not in functions:
+        raise ValueError(f"{type(model).__name__}.serving_functions() must return its {default!r} function")
     if names is not None:
+        missing = sorted(set(names) - set(functions) - {DESCRIBE})
+        if missing:
+            raise UserError(f"the {model.name} model has no {', '.join(missing)} signature")
         functions = {name: fn for name, fn in functions.items() if name in names}
     if batch_size is not None:
         functions = {name: with_fixed_batch(fn, batch_size) for name, fn in functions.items()}
@@ -134,14 +139,14 @@ def serving_module(model, description: dict, *, patch_size=None, batch_size=None
             "doc": "this description as JSON, one copy per element of request",
             "inputs": {"request": {"shape": [-1], "dtype": "int32"}},
             "outputs": {"description": {"shape": [-1], "dtype": "string"}}}
-    description["serving_default"] = "generate_patch"
+    description["serving_default"] = default
     description["parameters"] = {"trainable": sum(v.shape.num_elements() for v in variables if v.trainable),
                                  "stored": sum(v.shape.num_elements() for v in variables)}
     text = json.dumps(description, indent=1)
 
     module = tf.Module()
     module.model_variables = variables  # signatures only: attached tf.functions would be stored twice
-    signatures = dict(concrete, serving_default=concrete["generate_patch"])
+    signatures = dict(concrete, serving_default=concrete[default])
     if with_describe:
         @tf.function(input_signature=[tf.TensorSpec([None], tf.int32, name="request")])
         def describe(request):

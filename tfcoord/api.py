@@ -57,7 +57,11 @@ class Run:
         ``python -m tfcoord.generate`` for given captions and boxes.
         """
         from tfcoord.images import to_uint8
+        from tfcoord.models.base import CoordinateGan
 
+        if not isinstance(self.model, CoordinateGan):
+            raise UserError(f"{self.model.name} does not generate images; use python -m tfcoord.generate --run "
+                            f"{self.path}")
         if num < 1:
             raise UserError(f"num must be >= 1, got {num}")
         return to_uint8(np.asarray(self.model.sample_images(int(seed), int(num))))

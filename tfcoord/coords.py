@@ -134,16 +134,3 @@ class FourierFeatures(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "units": self.units}
-
-
-# Transitional (issue 18): tfcoord/models/cips/model.py, split concurrently by another change, still imports
-# CIPS's grids from here. Delete this once it imports them from tfcoord.models.cips.coordinates.
-_MOVED = {"cips_tile_coords": "tile_coords", "cips_cylinder_coords": "cylinder_coords"}
-
-
-def __getattr__(name):
-    if name in _MOVED:
-        from tfcoord.models.cips import coordinates
-
-        return getattr(coordinates, _MOVED[name])
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

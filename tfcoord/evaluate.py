@@ -122,10 +122,13 @@ def main(argv=None):
 
     from tfcoord.metrics.evaluation import Evaluation, training_recipe
     from tfcoord.metrics.inception import load_extractor
+    from tfcoord.models.base import CoordinateGan
     from tfcoord.runs import load_run
 
     extractor = load_extractor(args.inception_weights)  # a wrong weights file fails before the model loads
     model, checkpoint = load_run(args.run)
+    if not isinstance(model, CoordinateGan):
+        raise UserError(f"{args.run} is a {model.name} run, which does not generate images to evaluate")
     if injected_extractor_name():
         print(f"note: features from {extractor.name} (TFCOORD_FEATURE_EXTRACTOR), not Inception-v3: "
               "these are not FID values", file=sys.stderr)

@@ -31,9 +31,9 @@ def cocogan_keras(model, signature, inputs):
 def cips_keras(model, signature, inputs):
     """What CIPS's signatures compute, through the model's rendering API (eval mode, no noise)."""
     if signature == "map_latent":
-        return {"style": model.styles(inputs["z"])}
-    style = inputs["style"] if signature == "synthesize" else model.styles(inputs["z"])
-    return {"rgb": model.render(style, inputs["coords"])}
+        return {"style": model.sampler.styles(inputs["z"])}
+    style = inputs["style"] if signature == "synthesize" else model.sampler.styles(inputs["z"])
+    return {"rgb": model.sampler.render(style, inputs["coords"])}
 
 
 def infinitygan_keras(model, signature, inputs):
@@ -50,12 +50,13 @@ def infinitygan_keras(model, signature, inputs):
 
 def gawwn_keras(model, signature, inputs):
     """What GAWWN's signatures compute, through the model's generation API (eval mode)."""
+    sampler = model.sampler
     if signature == "complete_keypoints":
-        return {"keypoints": model.complete_keypoints(inputs["z"], inputs["text_embedding"], inputs["keypoints"])}
+        return {"keypoints": sampler.complete_keypoints(inputs["z"], inputs["text_embedding"], inputs["keypoints"])}
     if signature == "encode_text":
-        return {"text_embedding": model.encode_tokens(inputs["tokens"])}
+        return {"text_embedding": sampler.encode_tokens(inputs["tokens"])}
     condition = inputs.get("box", inputs.get("keypoints"))
-    generate = model.generate_from_box if "box" in inputs else model.generate_from_keypoints
+    generate = sampler.generate_from_box if "box" in inputs else sampler.generate_from_keypoints
     return {"rgb": generate(inputs["z"], inputs["text_embedding"], condition)}
 
 

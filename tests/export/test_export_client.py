@@ -73,7 +73,7 @@ def test_grpc_and_rest_draw_exactly_the_image_of_local_generation(exported, serv
             if keras.shape[1] < expected.shape[1]:
                 np.testing.assert_allclose(expected[:, keras.shape[1]:], keras[:, :2 * tile], atol=1e-5, rtol=0)
         if exported.case.model_type == "cips" and steps == 0:  # the training grid, one call
-            keras = exported.model.generate(exported.model.latents(3, 1), height, width)[0]
+            keras = exported.model.sampler.generate(exported.model.sampler.latents(3, 1), height, width)[0]
             np.testing.assert_allclose(expected, keras, atol=1e-4, rtol=0)
         if exported.case.model_type == "infinitygan":  # = generate: one patch, then 4 x 4 patches centre-cropped
             from tfcoord.models.infinitygan.infinite import generate_canvas

@@ -14,7 +14,8 @@ from tfcoord.models.cips import applications
 from tfcoord.models.cips.coordinates import (cylinder_coords, foveated_points, sample_embedding, tile_coordinates,
                                              tile_coords)
 from tfcoord.models.cips.generator import CipsGenerator
-from tfcoord.models.cips.model import Cips, R1_VARIANT
+from tfcoord.models.cips.model import Cips
+from tfcoord.models.cips.training import R1_VARIANT
 
 TINY = ["model.size=16", "model.hidden_size=16", "model.style_dim=16", "model.n_mlp=2",
         "model.width_multiplier=0.03125", "model.d_width_multiplier=0.03125", "train.batch_size=4"]
@@ -44,7 +45,7 @@ def cylinder_model():
 
 
 def styles(model, num=2, seed=0):
-    return model.styles(model.latents(seed, num))
+    return model.sampler.styles(model.sampler.latents(seed, num))
 
 
 # -- the paper's numbers ------------------------------------------------------------------------------
@@ -70,17 +71,17 @@ def test_paper_parameter_counts():
 def test_tiles_equal_the_full_grid(model, height, width, tile_h, tile_w):
     """Any partition of the grid into tiles gives the one-call image pixel for pixel (paper §3.3)."""
     style = styles(model)
-    full = model.render(style, np.broadcast_to(model.grid(height, width), (2, height, width, 2)))
-    tiled = applications.generate_tiled(model, style, height, width, tile_h)
+    full = model.sampler.render(style, np.broadcast_to(model.sampler.grid(height, width), (2, height, width, 2)))
+    tiled = applications.generate_tiled(model.sampler, style, height, width, tile_h)
     assert np.max(np.abs(tiled - full)) <= 1e-5
     pieces = np.zeros_like(full)
     for top in range(0, height, tile_h):
         for left in range(0, width, tile_w):
             h, w = min(tile_h, height - top), min(tile_w, width - left)
             coords = tile_coords(top, left, h, w, height, width)
-            pieces[:, top:top + h, left:left + w] = model.render(style, np.broadcast_to(coords, (2, h, w, 2)))
+            pieces[:, top:top + h, left:left + w] = model.sampler.render(style, np.broadcast_to(coords, (2, h, w, 2)))
     assert np.max(np.abs(pieces - full)) <= 1e-5
-    chunked = model.render(style, np.broadcast_to(model.grid(height, width), (2, height, width, 2)),
+    chunked = model.sampler.render(style, np.broadcast_to(model.sampler.grid(height, width), (2, height, width, 2)),
                            pixels_per_call=37)
     assert np.max(np.abs(chunked - full)) <= 1e-5
     assert np.std(full) > 1e-3  # a non-trivial image
@@ -93,16 +94,16 @@ def test_point_sets_equal_grids_and_non_square_grids_are_oriented(model):
     np.testing.assert_allclose(grid[0, :, 0], np.linspace(-1, 1, 5), atol=1e-7)
     np.testing.assert_allclose(grid[:, 0, 1], np.linspace(-1, 1, 3), atol=1e-7)
     style = styles(model)
-    image = model.render(style, np.broadcast_to(grid, (2, 3, 5, 2)))
-    points = model.render(style, np.broadcast_to(grid.reshape(15, 2), (2, 15, 2)))
+    image = model.sampler.render(style, np.broadcast_to(grid, (2, 3, 5, 2)))
+    points = model.sampler.render(style, np.broadcast_to(grid.reshape(15, 2), (2, 15, 2)))
     assert np.max(np.abs(points.reshape(2, 3, 5, 3) - image)) <= 1e-5
 
 
 def test_a_denser_grid_contains_the_training_grid(model):
     """Super-resolution: linspace(-1, 1, 2S - 1)[::2] is the native grid, so those pixels match exactly."""
     style = styles(model)
-    native = model.render(style, np.broadcast_to(model.grid(16, 16), (2, 16, 16, 2)))
-    dense = applications.super_resolve(model, style, 31 / 16)
+    native = model.sampler.render(style, np.broadcast_to(model.sampler.grid(16, 16), (2, 16, 16, 2)))
+    dense = applications.super_resolve(model.sampler, style, 31 / 16)
     assert dense.shape == (2, 31, 31, 3)
     assert np.max(np.abs(dense[:, ::2, ::2] - native)) <= 1e-5
     assert np.max(np.abs(dense[:, 1::2, 1::2] - native[:, :-1, :-1])) > 1e-3  # new in-between pixels
@@ -160,26 +161,26 @@ def test_panorama_is_continuous_across_the_wrap(cylinder_model):
     model, width = cylinder_model, 48
     style = styles(model, 1)
     coords = cylinder_coords(0, 0, 16, width + 1, 16, width)  # one column past 360 degrees
-    image = model.render(style, coords[None])[0]
+    image = model.sampler.render(style, coords[None])[0]
     assert np.max(np.abs(image[:, width] - image[:, 0])) <= 1e-5  # column W is column 0 again
     steps = np.max(np.abs(np.diff(image[:, :width], axis=1)), axis=(0, 2))
     wrap = np.max(np.abs(image[:, 0] - image[:, width - 1]))
     assert wrap <= 2.0 * np.median(steps) and np.median(steps) > 0
-    panorama = applications.panorama(model, style, 16, width)
+    panorama = applications.panorama(model.sampler, style, 16, width)
     np.testing.assert_allclose(panorama, image[None, :, :width], atol=1e-5)
 
 
 def test_style_field_with_one_style_equals_ordinary_generation(model):
     style = styles(model)
-    ordinary = model.render(style, np.broadcast_to(model.grid(16, 16), (2, 16, 16, 2)))
+    ordinary = model.sampler.render(style, np.broadcast_to(model.sampler.grid(16, 16), (2, 16, 16, 2)))
     field = applications.style_field(style[:, None, :], np.ones((16, 16, 1), "float32"))
     assert field.shape == (2, 16, 16, 16)
-    np.testing.assert_allclose(applications.render_style_field(model, field), ordinary, atol=1e-5)
+    np.testing.assert_allclose(applications.render_style_field(model.sampler, field), ordinary, atol=1e-5)
     # A centre/outside blend: each pixel is the image of its own style (exact for 1x1 layers).
     other = styles(model, seed=5)
     mask = applications.radial_mask(16, 16, radius=0.4, softness=0.2)
-    blended = applications.render_style_field(model, applications.blend_styles(style, other, mask))
-    outside = model.render(other, np.broadcast_to(model.grid(16, 16), (2, 16, 16, 2)))
+    blended = applications.render_style_field(model.sampler, applications.blend_styles(style, other, mask))
+    outside = model.sampler.render(other, np.broadcast_to(model.sampler.grid(16, 16), (2, 16, 16, 2)))
     inside = mask == 1.0
     assert inside.sum() > 4 and (mask == 0.0).sum() > 4
     np.testing.assert_allclose(blended[:, inside], ordinary[:, inside], atol=1e-5)
@@ -189,9 +190,9 @@ def test_style_field_with_one_style_equals_ordinary_generation(model):
 @pytest.mark.parametrize("method", ["linear", "nearest"])
 def test_foveated_render_evaluates_fewer_pixels_and_keeps_them_exact(model, method):
     style = styles(model, 1)
-    images, mask, evaluated = applications.foveated_render(model, style, 24, 24, gaze=(0.5, -0.5), seed=3,
+    images, mask, evaluated = applications.foveated_render(model.sampler, style, 24, 24, gaze=(0.5, -0.5), seed=3,
                                                            method=method)
-    full = model.render(style, model.grid(24, 24)[None])
+    full = model.sampler.render(style, model.sampler.grid(24, 24)[None])
     assert evaluated == mask.sum() and 24 * 24 * 0.08 < evaluated < 24 * 24 * 0.6
     assert np.max(np.abs(images[0][mask] - full[0][mask])) <= 1e-5
     assert np.all(np.isfinite(images))
@@ -206,25 +207,25 @@ def test_foveated_render_evaluates_fewer_pixels_and_keeps_them_exact(model, meth
 
 # -- generation controls -----------------------------------------------------------------------------
 def test_truncation_in_w_and_official_z_space(model):
-    z = model.latents(1, 3)
-    mean = model.mean_style(num=256)
-    w = model.styles(z)
-    np.testing.assert_allclose(model.styles(z, 0.5, mean), mean + 0.5 * (w - mean), atol=1e-5)
+    z = model.sampler.latents(1, 3)
+    mean = model.sampler.mean_style(num=256)
+    w = model.sampler.styles(z)
+    np.testing.assert_allclose(model.sampler.styles(z, 0.5, mean), mean + 0.5 * (w - mean), atol=1e-5)
     z_model = tiny_model("model.truncate_space=z")
     z_model.generator_ema.set_weights(model.generator_ema.get_weights())
     expected = np.asarray(model.generator_ema.map(mean + 0.5 * (z - mean)))
-    np.testing.assert_allclose(z_model.styles(z, 0.5, mean), expected, atol=1e-5)
+    np.testing.assert_allclose(z_model.sampler.styles(z, 0.5, mean), expected, atol=1e-5)
 
 
 def test_noise_modes(model):
-    style = styles(model, 1)
-    coords = model.grid(8, 8)[None]
-    none = model.render(style, coords)
-    zero = model.render(style, coords, noise=np.zeros((1, 8, 8, model.generator_ema.num_noise_layers), "float32"))
+    style, sampler = styles(model, 1), model.sampler
+    coords = sampler.grid(8, 8)[None]
+    none = sampler.render(style, coords)
+    zero = sampler.render(style, coords, noise=np.zeros((1, 8, 8, model.generator_ema.num_noise_layers), "float32"))
     np.testing.assert_allclose(zero, none, atol=1e-5)
-    random = model.render(style, coords, noise=model.random_noise(0, (1, 8, 8)))
+    random = sampler.render(style, coords, noise=sampler.random_noise(0, (1, 8, 8)))
     assert np.max(np.abs(random - none)) > 1e-3
-    np.testing.assert_array_equal(model.render(style, coords, noise=model.random_noise(0, (1, 8, 8))), random)
+    np.testing.assert_array_equal(sampler.render(style, coords, noise=sampler.random_noise(0, (1, 8, 8))), random)
 
 
 # -- training pieces --------------------------------------------------------------------------------------
@@ -291,22 +292,22 @@ def test_train_steps_with_and_without_r1_update_the_networks_and_the_ema(overrid
 # -- bad input ---------------------------------------------------------------------------------------------
 def test_bad_inputs_give_clear_errors(model):
     style = styles(model)
-    good = np.broadcast_to(model.grid(4, 4), (2, 4, 4, 2))
+    good = np.broadcast_to(model.sampler.grid(4, 4), (2, 4, 4, 2))
     cases = [
-        (lambda: model.render(style, good[0, 0]), "rank"),
-        (lambda: model.render(style, np.zeros((2, 4, 4, 3), "float32")), "2 channels"),
-        (lambda: model.render(style, np.where(np.eye(4)[None, :, :, None] > 0, np.nan, good)), "finite"),
-        (lambda: model.render(np.zeros((2, 3, 4, 16), "float32"), good), "style field"),
-        (lambda: model.render(np.zeros((2, 7), "float32"), good), "16 channels"),
-        (lambda: model.render(style[:1], good), "batch"),
-        (lambda: model.render(style, np.broadcast_to(np.float32(0), (2, 4097, 4097, 2))), "limit"),
-        (lambda: model.render(style, good, noise=np.zeros((2, 4, 4, 1), "float32")), "noise"),
-        (lambda: model.styles(np.full((1, 16), np.inf, "float32")), "finite"),
-        (lambda: model.grid(0, 5), "between"),
-        (lambda: applications.panorama(model, style, 8, 8), "cylindrical"),
-        (lambda: applications.foveated_render(model, style, 8, 8, gaze=(np.nan, 0)), "gaze"),
-        (lambda: applications.foveated_render(model, style, 8, 8, method="cubic"), "fill method"),
-        (lambda: applications.super_resolve(model, style, 300.0), "4096"),
+        (lambda: model.sampler.render(style, good[0, 0]), "rank"),
+        (lambda: model.sampler.render(style, np.zeros((2, 4, 4, 3), "float32")), "2 channels"),
+        (lambda: model.sampler.render(style, np.where(np.eye(4)[None, :, :, None] > 0, np.nan, good)), "finite"),
+        (lambda: model.sampler.render(np.zeros((2, 3, 4, 16), "float32"), good), "style field"),
+        (lambda: model.sampler.render(np.zeros((2, 7), "float32"), good), "16 channels"),
+        (lambda: model.sampler.render(style[:1], good), "batch"),
+        (lambda: model.sampler.render(style, np.broadcast_to(np.float32(0), (2, 4097, 4097, 2))), "limit"),
+        (lambda: model.sampler.render(style, good, noise=np.zeros((2, 4, 4, 1), "float32")), "noise"),
+        (lambda: model.sampler.styles(np.full((1, 16), np.inf, "float32")), "finite"),
+        (lambda: model.sampler.grid(0, 5), "between"),
+        (lambda: applications.panorama(model.sampler, style, 8, 8), "cylindrical"),
+        (lambda: applications.foveated_render(model.sampler, style, 8, 8, gaze=(np.nan, 0)), "gaze"),
+        (lambda: applications.foveated_render(model.sampler, style, 8, 8, method="cubic"), "fill method"),
+        (lambda: applications.super_resolve(model.sampler, style, 300.0), "4096"),
     ]
     for call, words in cases:
         with pytest.raises(UserError, match=words):
@@ -337,13 +338,13 @@ def test_config_validation():
 # -- serving ------------------------------------------------------------------------------------------------
 def test_serving_functions_match_the_model_and_refuse_bad_input(model):
     functions = model.serving_functions()
-    z = model.latents(3, 2)
-    coords = np.broadcast_to(model.grid(6, 10), (2, 6, 10, 2)).astype("float32")
-    expected = model.render(model.styles(z), coords)
+    z = model.sampler.latents(3, 2)
+    coords = np.broadcast_to(model.sampler.grid(6, 10), (2, 6, 10, 2)).astype("float32")
+    expected = model.sampler.render(model.sampler.styles(z), coords)
     rgb = functions["generate_patch"](z=tf.constant(z), coords=tf.constant(coords))["rgb"]
     np.testing.assert_allclose(np.asarray(rgb), expected, atol=1e-5)
     style = functions["map_latent"](z=tf.constant(z))["style"]
-    np.testing.assert_allclose(np.asarray(style), model.styles(z), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(style), model.sampler.styles(z), atol=1e-5)
     rgb = functions["synthesize"](style=style, coords=tf.constant(coords))["rgb"]
     np.testing.assert_allclose(np.asarray(rgb), expected, atol=1e-5)
     bad = coords.copy()
@@ -364,7 +365,7 @@ def test_serving_description_recipe_builds_the_tiles_of_the_image(model):
     assert tiling["tile_size"] == [16, 16] and tiling["native_tiles"] == [1, 1]
     tile = 4  # the recipe works for any tile size
     coords = tile_coordinates(tiling["inputs"]["coords"], [tile, tile], [0, 1], [1, 0])
-    full = model.grid(16, 16)
+    full = model.sampler.grid(16, 16)
     np.testing.assert_array_equal(coords[0], full[0:tile, tile:2 * tile])
     np.testing.assert_array_equal(coords[1], full[tile:2 * tile, 0:tile])
 

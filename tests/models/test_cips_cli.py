@@ -47,7 +47,7 @@ def test_modes_write_images_and_a_record(run_dir, tmp_path, capsys):
     model, _ = load_run(run_dir)
     out = tmp_path / "grid"
     assert generate("--run", run_dir, "--num", 2, "--seed", 4, "--out", out) == 0
-    expected = np.clip(model.generate(model.latents(4, 2)), -1, 1)
+    expected = np.clip(model.sampler.generate(model.sampler.latents(4, 2)), -1, 1)
     assert np.max(np.abs(png(out / "seed4_0001.png") - expected[1])) <= 1.5 / 127.5
     out = tmp_path / "foveated"
     assert generate("--run", run_dir, "--num", 1, "--foveated", "0.2,0.1", "--fill", "nearest", "--out", out) == 0
@@ -66,7 +66,7 @@ def test_canvas_mode_renders_the_same_pixels_as_one_call(run_dir, tmp_path):
     model, _ = load_run(run_dir)
     out = tmp_path / "canvas.png"
     assert generate("--run", run_dir, "--seed", 2, "--width", 40, "--height", 24, "--tile", 8, "--out", out) == 0
-    expected = np.clip(model.generate(model.latents(2, 1), height=24, width=40), -1, 1)[0]
+    expected = np.clip(model.sampler.generate(model.sampler.latents(2, 1), height=24, width=40), -1, 1)[0]
     assert np.max(np.abs(png(out) - expected)) <= 1.5 / 127.5
 
 

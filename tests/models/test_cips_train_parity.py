@@ -27,7 +27,7 @@ from parity_recording import record_updates
 from tfcoord.config import load_config
 from tfcoord.models import section_classes
 from tfcoord.models.cips import convert
-from tfcoord.models.cips.model import R1_VARIANT
+from tfcoord.models.cips.training import R1_VARIANT
 
 FIXTURE = SHARED / "fixtures" / "official" / "cips_train_step_s8"
 META = json.loads(FIXTURE.with_suffix(".json").read_text()) if FIXTURE.with_suffix(".json").is_file() else None

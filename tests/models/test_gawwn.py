@@ -18,8 +18,8 @@ from tfcoord.models.gawwn.blocks import keypoint_maps
 from tfcoord.models.gawwn.config import GawwnConfig
 from tfcoord.gan.losses import bce
 from tfcoord.models.gawwn.model import Gawwn
-from tfcoord.models.gawwn.text_encoder import (CharCnnGru, HashedNgramEncoder, joint_embedding_loss,
-                                               steps_after_cnn)
+from tfcoord.models.text_encoder.loss import joint_embedding_loss
+from tfcoord.models.text_encoder.networks import CharCnnGru, HashedNgramEncoder, steps_after_cnn
 
 TINY = ["model.ngf=8", "model.ndf=8", "model.text_features=8", "model.keypoint_generator_width=8",
         "text.embedding_dim=16", "train.batch_size=4", "log.num_samples=4", "log.progress_bar=false"]
@@ -194,9 +194,9 @@ def test_generator_ema_follows_the_trained_generator_and_draws_the_samples():
     decay = 2.0 / 11.0  # min(0.5, (1 + 1) / (10 + 1)): the warm-up after G's first update
     for a, w, e in zip(start, model.generator.weights, model.generator_ema.weights):
         np.testing.assert_allclose(e.numpy(), decay * a + (1 - decay) * w.numpy(), rtol=1e-5, atol=1e-6)
-    z, text = model.latents(0, 2), np.zeros((2, model.text_dim), np.float32)
+    z, text = model.sampler.latents(0, 2), np.zeros((2, model.text_dim), np.float32)
     box = np.array([[0.2, 0.1, 0.7, 0.6]] * 2, np.float32)
-    np.testing.assert_allclose(model.generate_from_box(z, text, box),
+    np.testing.assert_allclose(model.sampler.generate_from_box(z, text, box),
                                model.generator_ema([z, text, box], training=False), atol=1e-5)
     paper = load_config("gawwn", section_classes("gawwn"), preset="cub_bbox")
     assert paper.optim.g_ema_decay == 0.0 and Gawwn(paper).generator_ema is None  # off in the paper presets
@@ -205,14 +205,14 @@ def test_generator_ema_follows_the_trained_generator_and_draws_the_samples():
 def test_generation_refuses_bad_boxes_and_missing_generators():
     model = tiny_model(build=False)
     model.build_networks()
-    z, text = model.latents(0, 1), np.zeros((1, 16), np.float32)
+    z, text = model.sampler.latents(0, 1), np.zeros((1, 16), np.float32)
     with pytest.raises(UserError, match="inside the image"):
-        model.generate_from_box(z, text, [[0.1, 0.2, 1.3, 0.5]])
+        model.sampler.generate_from_box(z, text, [[0.1, 0.2, 1.3, 0.5]])
     with pytest.raises(UserError, match="positive width"):
-        model.generate_from_box(z, text, [[0.5, 0.2, 0.4, 0.6]])
+        model.sampler.generate_from_box(z, text, [[0.5, 0.2, 0.4, 0.6]])
     with pytest.raises(UserError, match="conditioned on box"):
-        model.generate_from_keypoints(z, text, np.zeros((1, 15, 3)))
-    assert model.generate_from_box(z, text, [[0.1, 0.2, 0.6, 0.9]]).shape == (1, 64, 64, 3)
+        model.sampler.generate_from_keypoints(z, text, np.zeros((1, 15, 3)))
+    assert model.sampler.generate_from_box(z, text, [[0.1, 0.2, 0.6, 0.9]]).shape == (1, 64, 64, 3)
 
 
 def test_serving_signatures_equal_the_model_and_convert_to_tflite(tmp_path):
@@ -224,12 +224,12 @@ def test_serving_signatures_equal_the_model_and_convert_to_tflite(tmp_path):
     assert set(functions) == {"generate_patch", "generate_from_keypoints", "complete_keypoints", "encode_text"}
     assert model.serving_description()["parts"][6] == "left_eye"
     rng = np.random.default_rng(0)
-    z, text = model.latents(1, 2), rng.normal(size=(2, 16)).astype(np.float32)
+    z, text = model.sampler.latents(1, 2), rng.normal(size=(2, 16)).astype(np.float32)
     keypoints = np.zeros((2, 15, 3), np.float32)
     keypoints[:, :5] = np.concatenate([rng.uniform(0, 1, (2, 5, 2)), np.ones((2, 5, 1))], -1)
     rgb = functions["generate_patch"](z=tf.constant(z), text_embedding=tf.constant(text),
                                       keypoints=tf.constant(keypoints))["rgb"]
-    np.testing.assert_allclose(rgb, model.generate_from_keypoints(z, text, keypoints), atol=1e-6)
+    np.testing.assert_allclose(rgb, model.sampler.generate_from_keypoints(z, text, keypoints), atol=1e-6)
     done = functions["complete_keypoints"](z=tf.constant(z), text_embedding=tf.constant(text),
                                            keypoints=tf.constant(keypoints))["keypoints"]
     np.testing.assert_array_equal(np.asarray(done)[:, :5], keypoints[:, :5])
@@ -252,7 +252,7 @@ def test_serving_signatures_equal_the_model_and_convert_to_tflite(tmp_path):
     box = np.array([[0.2, 0.1, 0.7, 0.6]], np.float32)
     runner = interpreter.get_signature_runner()
     out = runner(z=z[:1], text_embedding=text[:1], box=box)["rgb"]
-    np.testing.assert_allclose(out, box_model.generate_from_box(z[:1], text[:1], box), atol=1e-4)
+    np.testing.assert_allclose(out, box_model.sampler.generate_from_box(z[:1], text[:1], box), atol=1e-4)
 
 
 @pytest.fixture(scope="module")

@@ -54,7 +54,7 @@ def test_gawwn_takes_its_text_encoder_from_a_text_encoder_run(text_run, tmp_path
     for a, b in zip(gawwn.text_encoder.weights, encoder_run.text_encoder.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     caption = "a small bird with red wings."
-    np.testing.assert_allclose(gawwn.embed_captions(caption), encoder_run.encode([caption])[0], atol=1e-6)
+    np.testing.assert_allclose(gawwn.sampler.embed_captions(caption), encoder_run.encode([caption])[0], atol=1e-6)
     mismatched = Gawwn(load_config("gawwn", section_classes("gawwn"), preset="tiny",
                                    overrides=overrides[:-2] + ["text.cnn_channels=[8, 8, 8]",
                                                                f"text.encoder_run={text_run}"]))

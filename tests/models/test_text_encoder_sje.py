@@ -14,8 +14,8 @@ from tfcoord.data.gawwn.captions import ALPHABET_SIZE, tokenize_all
 from tfcoord.data.gawwn.parts import CUB_PARTS
 from tfcoord.errors import UserError
 from tfcoord.models import section_classes
-from tfcoord.models.gawwn.text_encoder import (CharCnnGru, FixedGru, class_expectation_hinge, steps_after_cnn,
-                                               structured_joint_embedding_loss)
+from tfcoord.models.text_encoder.loss import class_expectation_hinge, structured_joint_embedding_loss
+from tfcoord.models.text_encoder.networks import CharCnnGru, FixedGru, steps_after_cnn
 from tfcoord.models.text_encoder.model import TextEncoderModel
 
 

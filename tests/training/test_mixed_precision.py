@@ -224,7 +224,7 @@ def test_generate_in_bfloat16_draws_images_close_to_float32(tmp_path):
     for precision in ("float32", "mixed_bfloat16"):
         model, _ = load_run(run, precision=precision)
         assert model.generator_ema.conv1.compute_dtype == compute_dtype(precision)
-        images[precision] = model.generate(z, height=40, width=40)  # a denser grid than the 32 trained
+        images[precision] = model.sampler.generate(z, height=40, width=40)  # a denser grid than the 32 trained
         assert images[precision].dtype == np.float32 and np.all(np.isfinite(images[precision]))
     # bfloat16 rounds each activation to 8 significant bits (0.4 %); through 9 modulated layers and 5
     # summed ToRGBs the pixels move by about 1.5 % of their RMS on average, 15 % at worst (measured; this

@@ -81,3 +81,11 @@ def make_dataset(spec: str, *, image_size: tuple[int, int], batch_size: int, see
     image_size = _check_sizes(image_size, batch_size, start_index)
     return pipeline.build(parse_source(spec), image_size=image_size, batch_size=batch_size, seed=seed,
                           start_index=start_index, training=training, preprocessing=preprocessing)
+
+
+def first_elements(spec: str, *, image_size: tuple[int, int], num: int, seed: int, start_index: int = 0) -> dict:
+    """``num`` evaluation elements of the ``spec`` data from ``start_index`` on (``training=False``), as
+    NumPy arrays: the fixed real images and conditions that sample grids and calibration sets show."""
+    data = make_dataset(spec, image_size=image_size, batch_size=num, seed=seed, start_index=start_index,
+                        training=False)
+    return {key: value.numpy() for key, value in next(iter(data.take(1))).items()}

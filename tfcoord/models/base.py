@@ -1,8 +1,12 @@
-"""The interface every model offers to the trainer, the generator CLI and the exporter.
+"""The interfaces models offer to the trainer, the generator CLI and the exporter.
 
-The trainer never branches on a model's name: it builds the model inside the
-distribution strategy's scope, feeds it batches enriched by :meth:`step_inputs`,
-runs :meth:`train_step` on every replica and checkpoints :meth:`checkpoint_items`.
+:class:`TrainableModel` is what the trainer, checkpoints and the exporter need of every
+model; :class:`CoordinateGan` adds what an image generator offers (sample images, a
+per-patch ``generate_patch`` signature). The trainer never branches on a model's name: it
+builds the model inside the distribution strategy's scope, feeds it batches enriched by
+:meth:`~TrainableModel.step_inputs`, runs :meth:`~TrainableModel.train_step` on every
+replica, checkpoints :meth:`~TrainableModel.checkpoint_items` and writes
+:meth:`~TrainableModel.progress_image` now and then.
 """
 
 from __future__ import annotations
@@ -31,14 +35,16 @@ def finite_input(tensor, name: str):
     return tf.debugging.assert_all_finite(tensor, f"{name} must be finite (no NaN or Inf)")
 
 
-class CoordinateGan:
-    """Base class of tfcoord models.
+class TrainableModel:
+    """What every tfcoord model offers: a trainable set of networks that exports.
 
     Subclasses set ``name`` and implement the methods below. ``config`` is the
     resolved :class:`tfcoord.config.RunConfig`.
     """
 
     name: str = ""
+    # The serving signature the exporter also registers as ``serving_default``.
+    default_signature: str = ""
 
     def __init__(self, config):
         self.config = config
@@ -109,19 +115,17 @@ class CoordinateGan:
         """The networks alone (what ``--init-from`` and generation restore)."""
         raise NotImplementedError
 
-    def sample_images(self, seed: int, num: int) -> np.ndarray:
-        """``num`` generated images in [-1, 1], (num, H, W, 3), for sample grids."""
+    def progress_image(self, seed: int, num: int) -> np.ndarray:
+        """The picture of training progress the trainer writes to ``samples/step_N.png`` and
+        TensorBoard: (H, W, 3) uint8, ``num`` a hint of how much it shows."""
         raise NotImplementedError
-
-    # Optional interfaces of tfcoord.metrics.views (protocols: SamplesAnySize, HasFieldOfView,
-    # HasPatchSize, SamplesPatches), implemented by the models that offer them.
 
     # -- export (see export/ and tensorflow.md §12-13) ----------------------------------------
     def serving_functions(self, patch_size: int | None = None) -> dict:
         """Serving signatures: ``{name: tf.function}`` with named ``input_signature`` TensorSpecs
-        (dynamic batch, and dynamic patch size where the model allows) returning a dict whose
-        image output is named ``rgb``. ``generate_patch`` is required (the exporter also
-        registers it as ``serving_default``); models with a mapping network add ``map_latent``.
+        (dynamic batch, and dynamic patch size where the model allows), among them
+        :attr:`default_signature`. An image generator's return a dict whose image output is named
+        ``rgb`` and include ``generate_patch``; models with a mapping network add ``map_latent``.
         Noise, if any, is an explicit input: random ops in a serving graph break tiling.
 
         ``patch_size`` None keeps the patch size dynamic where the model allows; an int fixes
@@ -133,10 +137,10 @@ class CoordinateGan:
         raise NotImplementedError
 
     def serving_description(self) -> dict:
-        """JSON-serialisable asset describing the model for clients that tile without tfcoord:
-        model type, patch size, latent shapes, coordinate system, and how to build the inputs
-        of tile (i, j). The exporter stores it as ``assets/tfcoord_model.json`` and returns it
-        from a ``describe`` signature; ``export/tiling.py`` reads these keys:
+        """JSON-serialisable asset describing the model for clients (an image generator's tells clients
+        that tile without tfcoord its patch size, latent shapes, coordinate system, and how to build
+        the inputs of tile (i, j)). The exporter stores it as ``assets/tfcoord_model.json``
+        and returns it from a ``describe`` signature; ``export/tiling.py`` reads these keys:
 
         * ``model_type``; ``output``: ``{"name": "rgb", "range": [-1.0, 1.0]}``;
         * ``signatures``: ``{name: {"doc": str}}`` (the exporter adds the traced input and
@@ -159,3 +163,21 @@ class CoordinateGan:
         """
         raise NotImplementedError
 
+
+class CoordinateGan(TrainableModel):
+    """A tfcoord image generator: sample images, and one patch (or image) per ``generate_patch`` call."""
+
+    default_signature = "generate_patch"
+
+    def sample_images(self, seed: int, num: int) -> np.ndarray:
+        """``num`` generated images in [-1, 1], (num, H, W, 3), for sample grids and metrics."""
+        raise NotImplementedError
+
+    def progress_image(self, seed, num):
+        """The grid of :meth:`sample_images`."""
+        from tfcoord.images import image_grid
+
+        return image_grid(self.sample_images(seed, num))
+
+    # Optional interfaces of tfcoord.metrics.views (protocols: SamplesAnySize, HasFieldOfView,
+    # HasPatchSize, SamplesPatches), implemented by the models that offer them.

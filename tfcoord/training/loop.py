@@ -1,6 +1,6 @@
 """The training loop shared by every model.
 
-One :class:`Trainer` runs any :class:`~tfcoord.models.base.CoordinateGan`: it builds
+One :class:`Trainer` runs any :class:`~tfcoord.models.base.TrainableModel`: it builds
 the model inside the strategy scope, streams global batches (with the model's
 per-step random inputs) to the replicas, checkpoints every N steps and on
 SIGINT/SIGTERM, logs TensorBoard scalars and sample grids, shows a progress bar and
@@ -40,7 +40,8 @@ import yaml
 from tfcoord.data import make_dataset, parse_source
 from tfcoord.errors import UserError
 from tfcoord.fileio import atomic_write_text, describe_write_error
-from tfcoord.images import image_grid, save_png
+from tfcoord.models.base import CoordinateGan
+from tfcoord.images import save_png
 from tfcoord.training.checkpoints import (CheckpointKeeper, checkpoint_step, listed_checkpoints,
                                           restore_networks_from_run)
 from tfcoord.training.cluster import cluster_role
@@ -80,7 +81,7 @@ def _peer_failure_reason(error) -> str:
 
 
 class Trainer:
-    """Trains ``model`` (a CoordinateGan) into ``run_dir``.
+    """Trains ``model`` (a :class:`~tfcoord.models.base.TrainableModel`) into ``run_dir``.
 
     Args:
         model: the model object; its ``config`` is the resolved run configuration.
@@ -180,6 +181,9 @@ class Trainer:
         cfg = self.config.train
         if not cfg.fid_every:
             return
+        if not isinstance(self.model, CoordinateGan):
+            raise UserError(f"train.fid_every: the {self.model.name} model does not generate images to evaluate; "
+                            "set train.fid_every=0")
         from tfcoord.metrics.inception import check_extractor_available
 
         check_extractor_available(cfg.fid_inception_weights or None)
@@ -474,8 +478,7 @@ class Trainer:
         log_file.flush()
 
     def _write_samples(self, writer, step):
-        images = self.model.sample_images(SAMPLE_SEED, self.config.log.num_samples)
-        grid = image_grid(images)
+        grid = self.model.progress_image(SAMPLE_SEED, self.config.log.num_samples)
         save_png(grid, self.write_dir / "samples" / f"step_{step:08d}.png")
         with writer.as_default(step=step):
             tf.summary.image("samples", grid[None], step=step)

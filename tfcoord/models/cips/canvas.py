@@ -32,7 +32,8 @@ class CipsCanvas:
         self.model, self.width, self.height, self.seed, self.checkpoint = model, width, height, seed, checkpoint
         self.xla = xla
         self.default_tile = min(256, max(cfg.size, 64))
-        self.style = model.styles(model.latents(seed, 1))
+        self.sampler = model.sampler
+        self.style = self.sampler.styles(self.sampler.latents(seed, 1))
 
     def describe(self) -> dict:
         cfg = self.model.config.model
@@ -45,9 +46,9 @@ class CipsCanvas:
         for index, tile in enumerate(tiles):
             by_shape.setdefault((tile.height, tile.width), []).append(index)
         for (h, w), indices in by_shape.items():  # one network call per tile shape
-            coords = np.stack([self.model.grid(h, w, tiles[i].top, tiles[i].left, self.height, self.width)
+            coords = np.stack([self.sampler.grid(h, w, tiles[i].top, tiles[i].left, self.height, self.width)
                                for i in indices])
-            rgb = self.model.render(np.repeat(self.style, len(indices), axis=0), coords, xla=self.xla)
+            rgb = self.sampler.render(np.repeat(self.style, len(indices), axis=0), coords, xla=self.xla)
             for i, image in zip(indices, rgb):
                 images[i] = image
         return images

@@ -109,14 +109,15 @@ def generate(model, args, out: Path) -> list[Path]:
         raise UserError("--panorama needs a run trained with model.coordinate_system=cylindrical "
                         "(e.g. the panorama_tiny preset)")
     height, width = args.size or (cfg.size, 4 * cfg.size if args.panorama else cfg.size)
-    z = model.latents(args.seed, args.num)
-    styles = model.styles(z, args.truncation)
+    sampler = model.sampler
+    z = sampler.latents(args.seed, args.num)
+    styles = sampler.styles(z, args.truncation)
     record = {"seed": args.seed, "num": args.num, "height": height, "width": width, "truncation": args.truncation,
               "noise": args.noise, "training_size": cfg.size, "coordinate_system": cfg.coordinate_system}
     written = []
     if args.foveated is not None:
         images, mask, evaluated = applications.foveated_render(
-            model, styles, height, width, args.gaze, args.fovea_sigma, args.min_density, seed=args.seed,
+            sampler, styles, height, width, args.gaze, args.fovea_sigma, args.min_density, seed=args.seed,
             method=args.fill)
         mask_image = mask.astype("float32")[..., None].repeat(3, -1) * 2.0 - 1.0
         written.append(save_png(mask_image, out / "foveation_mask.png"))
@@ -125,15 +126,15 @@ def generate(model, args, out: Path) -> list[Path]:
         percent = 100.0 * evaluated / (height * width)
         print(f"foveated: evaluated {evaluated} of {height * width} pixels ({percent:.1f} %)")
     elif args.style_blend is not None:
-        other = model.styles(model.latents(args.style_blend, 1), args.truncation)
+        other = sampler.styles(sampler.latents(args.style_blend, 1), args.truncation)
         mask = applications.radial_mask(height, width, radius=args.blend_radius)
         field = applications.blend_styles(styles, np.repeat(other, len(styles), axis=0), mask)
-        images = applications.render_style_field(model, field)
+        images = applications.render_style_field(sampler, field)
         record.update(mode="style_blend", outside_seed=args.style_blend, blend_radius=args.blend_radius)
     else:
-        coords = np.broadcast_to(model.grid(height, width), (len(styles), height, width, cfg.coord_dim))
-        noise = model.random_noise(args.seed, coords.shape[:-1]) if args.noise == "random" else None
-        images = model.render(styles, coords, noise=noise)
+        coords = np.broadcast_to(sampler.grid(height, width), (len(styles), height, width, cfg.coord_dim))
+        noise = sampler.random_noise(args.seed, coords.shape[:-1]) if args.noise == "random" else None
+        images = sampler.render(styles, coords, noise=noise)
         record.update(mode="panorama" if args.panorama else ("super_resolution" if max(height, width) > cfg.size
                                                              else "grid"))
     images = np.clip(images, -1.0, 1.0)

@@ -75,7 +75,7 @@ class GawwnTextConfig:
     weights come from ``encoder_run`` (a ``text-encoder`` run, the paper's setting), or are
     trained jointly with the GAN on the same batches (``train_encoder``), or stay at their
     initialisation. ``hashed-ngrams`` is a fixed, training-free encoder (hashed character
-    n-grams; the default preset's, see :class:`~tfcoord.models.gawwn.text_encoder.HashedNgramEncoder`).
+    n-grams; the default preset's, see :class:`~tfcoord.models.text_encoder.networks.HashedNgramEncoder`).
     ``precomputed`` uses the data's ``caption_embeddings`` (e.g. the published CUB vectors).
     """
 

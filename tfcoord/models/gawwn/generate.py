@@ -31,6 +31,7 @@ import numpy as np
 
 from tfcoord.data.gawwn.annotations import box_corners
 from tfcoord.errors import UserError
+from tfcoord.models.gawwn.drawing import draw_condition
 
 DEMOS = ("move", "stretch", "shrink", "move-keypoints", "text-only")
 DEFAULT_BOX = (0.15, 0.15, 0.7, 0.7)  # x, y, w, h
@@ -115,7 +116,7 @@ def text_embedding(model, args) -> np.ndarray:
             raise UserError(f"--embedding {args.embedding} must hold finite vectors of length {model.text_dim} "
                             "(text.embedding_dim of this run)")
         return vectors.mean(axis=0)
-    return model.embed_captions(args.caption)
+    return model.sampler.embed_captions(args.caption)
 
 
 def box_array(x, y, w, h) -> np.ndarray:
@@ -145,7 +146,7 @@ def complete(model, z, text, keypoints) -> np.ndarray:
     """Parts for each z: the given ones kept, the rest generated (visibility > 0.5 kept visible)."""
     if model.keypoint_completer is None:
         return np.repeat(keypoints[None], len(z), 0)
-    out = model.complete_keypoints(z, np.repeat(text[None], len(z), 0), np.repeat(keypoints[None], len(z), 0))
+    out = model.sampler.complete_keypoints(z, np.repeat(text[None], len(z), 0), np.repeat(keypoints[None], len(z), 0))
     out[..., 2] = (out[..., 2] > 0.5).astype(np.float32)
     out[out[..., 2] == 0] = 0.0
     return out
@@ -209,21 +210,16 @@ def conditions(model, args, z, text):
 
 
 def generate(model, args, out: Path) -> list[Path]:
-    from tfcoord.images import image_grid, save_png
-    from tfcoord.models.gawwn.model import draw_condition
+    from tfcoord.images import image_grid, save_png, to_uint8
 
     if args.keypoints:
         parse_keypoints(args.keypoints, model.parts)  # fail before any work
     text = text_embedding(model, args)
-    z = model.latents(args.seed, args.num)
+    z = model.sampler.latents(args.seed, args.num)
     zs, conds = demo_conditions(model, args, z, text) if args.demo else conditions(model, args, z, text)
-    images = model.generate(zs, np.repeat(text[None], len(zs), 0), boxes=np.stack(conds) if
-                            model.config.model.conditioning == "box" else None,
-                            keypoints=None if model.config.model.conditioning == "box" else np.stack(conds))
+    images = model.sampler.generate(zs, np.repeat(text[None], len(zs), 0), np.stack(conds))
     prefix = f"{args.demo}_" if args.demo else ""
     written = [save_png(image, out / f"{prefix}seed{args.seed}_{i:04d}.png") for i, image in enumerate(images)]
-    from tfcoord.images import to_uint8
-
     annotated = to_uint8(images).copy()
     for pixels, condition in zip(annotated, conds):
         draw_condition(pixels, condition, model.config.model.conditioning)

@@ -40,19 +40,18 @@ def data_conditions(model, batch: int, rows: int, start: int) -> tuple[list[dict
     goes on with random conditions)."""
     import tensorflow as tf
 
-    from tfcoord.data import make_dataset
+    from tfcoord.data import first_elements
 
     count = batch * rows
     try:
-        data = make_dataset(model.config.data.source, image_size=model.image_size(), batch_size=count,
-                            seed=model.config.train.seed, start_index=start, training=False)
-        element = {key: value.numpy() for key, value in next(iter(data.take(1))).items()}
-        text = model.probe_text(element)
+        element = first_elements(model.config.data.source, image_size=model.image_size(), num=count,
+                                 seed=model.config.train.seed, start_index=start)
+        text = model.sampler.data_text(element)
     except (UserError, OSError, StopIteration, tf.errors.OpError) as err:
         return [], f"random inputs of the signature (the run's data {model.config.data.source} could not be " \
                    f"read: {str(err).splitlines()[0][:120]})"
     box_run = model.config.model.conditioning == "box"
-    columns = {"z": model.latents(start, count), "text_embedding": text,
+    columns = {"z": model.sampler.latents(start, count), "text_embedding": text,
                "box" if box_run else "keypoints": element["bbox"] if box_run else element["keypoints"]}
     dicts = [{name: np.asarray(value[row * batch:(row + 1) * batch], np.float32) for name, value in columns.items()}
              for row in range(rows)]

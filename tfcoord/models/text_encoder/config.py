@@ -20,7 +20,7 @@ class TextEncoderConfig:
     """Section ``model``: the text encoder and the image side it is trained against.
 
     The defaults are the published CUB encoder (``..._hybrid_gru18_a1_c512_...``, see
-    :mod:`tfcoord.models.gawwn.text_encoder`): convolutions 384, 512, 512 (kernel 4), no
+    :mod:`tfcoord.models.text_encoder.networks`): convolutions 384, 512, 512 (kernel 4), no
     third pooling (18 GRU steps), the GRU's states averaged, 1024-d output.
     """
 
@@ -53,7 +53,7 @@ class TextEncoderLossConfig:
     """Section ``loss``: the objective and which captions pair with each image."""
 
     # sje: the paper's symmetric structured joint embedding with class expectations
-    # (tfcoord.models.gawwn.text_encoder.structured_joint_embedding_loss). instance-hinge: the
+    # (tfcoord.models.text_encoder.loss.structured_joint_embedding_loss). instance-hinge: the
     # per-example hinge tfcoord used before (joint_embedding_loss), kept for comparison (bench/text_encoder.py).
     objective: Literal["sje", "instance-hinge"] = "sje"
     ADDED_KEYS: ClassVar[dict] = {"objective": "instance-hinge"}  # what runs saved before it trained with

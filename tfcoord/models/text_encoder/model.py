@@ -2,14 +2,14 @@
 
 ``python -m tfcoord.train --model text-encoder --data synthetic-birds`` (or an
 ``annotations:FILE.jsonl`` source with captions and classes) trains the char-CNN-GRU text
-encoder (:class:`~tfcoord.models.gawwn.text_encoder.CharCnnGru`) with the paper's symmetric
-structured joint embedding (:func:`~tfcoord.models.gawwn.text_encoder.structured_joint_embedding_loss`,
+encoder (:class:`~tfcoord.models.text_encoder.networks.CharCnnGru`) with the paper's symmetric
+structured joint embedding (:func:`~tfcoord.models.text_encoder.loss.structured_joint_embedding_loss`,
 class expectations over the global batch). Each step pairs every image with one of its
 captions, chosen at random among all but the ``num_holdout`` last.
 
 The image side is, as in the paper, fixed features from a file (``--image-features FILE.npy``,
 one row per record line of the annotation file, in file order; e.g. the 1024-d GoogLeNet
-features of CUB), or a small CNN trained jointly (:class:`~tfcoord.models.gawwn.text_encoder.ImageEncoder`).
+features of CUB), or a small CNN trained jointly (:class:`~tfcoord.models.text_encoder.networks.ImageEncoder`).
 
 ``loss.zero_shot_every = k`` keeps the classes whose label is a multiple of k out of training;
 :meth:`TextEncoderModel.zero_shot` scores them as the paper does (``classify_sje_tcnn.lua``:
@@ -30,9 +30,9 @@ import tensorflow as tf
 from tfcoord.data.gawwn.captions import tokenize_all
 from tfcoord.errors import UserError
 from tfcoord.gan.distribute import average, gather_features
-from tfcoord.models.base import CoordinateGan, step_seed
-from tfcoord.models.gawwn.text_encoder import (CharCnnGru, ImageEncoder, joint_embedding_loss,
-                                               structured_joint_embedding_loss)
+from tfcoord.models.base import TrainableModel, step_seed
+from tfcoord.models.text_encoder.loss import joint_embedding_loss, structured_joint_embedding_loss
+from tfcoord.models.text_encoder.networks import CharCnnGru, ImageEncoder
 from tfcoord.training.precision import loss_scaled, minimize, to_float32
 
 FEATURE_IMAGE_SIZE = 16  # with --image-features the images are not used: decode them small
@@ -90,10 +90,11 @@ def load_image_features(path, source: str, embedding_dim: int, projection: bool)
     return table
 
 
-class TextEncoderModel(CoordinateGan):
-    """The text encoder for the trainer (its "samples" are caption-image score maps)."""
+class TextEncoderModel(TrainableModel):
+    """The text encoder for the trainer (its progress image is a caption-image score map) and the exporter."""
 
     name = "text-encoder"
+    default_signature = "encode_text"
 
     def __init__(self, config):
         super().__init__(config)
@@ -297,11 +298,10 @@ class TextEncoderModel(CoordinateGan):
     def scores(self, num: int) -> tuple[np.ndarray, np.ndarray]:
         """Score matrix (num, num) of the first ``num`` evaluation images against their held-out captions."""
         if self._probe is None:
-            from tfcoord.data import make_dataset
+            from tfcoord.data import first_elements
 
-            data = make_dataset(self.config.data.source, image_size=self.image_size(), batch_size=num,
-                                seed=self.config.train.seed, training=False)
-            self._probe = {k: v.numpy() for k, v in next(iter(data.take(1))).items()}
+            self._probe = first_elements(self.config.data.source, image_size=self.image_size(), num=num,
+                                         seed=self.config.train.seed)
         probe = self._probe
         # The last caption of each image: held out from training when num_holdout >= 1.
         last = np.maximum(probe["num_captions"] - 1, 0)
@@ -312,15 +312,17 @@ class TextEncoderModel(CoordinateGan):
             image, text = image - image.mean(0), text - text.mean(0)
         return image @ text.T, probe["label"]
 
-    def sample_images(self, seed, num):
-        """One image: the image-by-caption score matrix of held-out captions (bright = high; diagonal = matches)."""
+    def progress_image(self, seed, num):
+        """The image-by-caption score matrix of held-out captions (bright = high; diagonal = matches)."""
+        from tfcoord.images import to_uint8
+
         scores, _ = self.scores(max(4, min(num, 32)))
         span = scores.max() - scores.min()
         normalised = (scores - scores.min()) / (span if span > 0 else 1.0)
         cell = 8
         heat = np.kron(normalised, np.ones((cell, cell)))
         rgb = np.stack([heat, heat ** 2, 1.0 - heat], axis=-1)
-        return (rgb[None] * 2.0 - 1.0).astype(np.float32)
+        return to_uint8(rgb * 2.0 - 1.0)
 
     def serving_functions(self, patch_size=None):
         cfg = self.config.model
@@ -330,8 +332,7 @@ class TextEncoderModel(CoordinateGan):
         def encode_text(tokens):
             return {"text_embedding": encoder(tokens, training=False)}
 
-        # The exporter's required entry point; a text encoder has no image output.
-        return {"generate_patch": encode_text, "encode_text": encode_text}
+        return {"encode_text": encode_text}
 
     def serving_description(self):
         from tfcoord.data.gawwn.captions import ALPHABET
@@ -340,7 +341,6 @@ class TextEncoderModel(CoordinateGan):
         return {"model_type": "text-encoder",
                 "paper": "Learning Deep Representations of Fine-Grained Visual Descriptions (Reed et al., CVPR 2016)",
                 "signatures": {"encode_text": {"doc": "caption tokens (1 + alphabet index of each lower-cased "
-                                                      f"character, 0-padded to {cfg.doc_length}) -> text_embedding"},
-                               "generate_patch": {"doc": "the same as encode_text"}},
+                                                      f"character, 0-padded to {cfg.doc_length}) -> text_embedding"}},
                 "alphabet": ALPHABET, "doc_length": cfg.doc_length, "embedding_dim": cfg.embedding_dim,
                 "output": {"name": "text_embedding"}}
