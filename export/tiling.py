@@ -57,10 +57,10 @@ import numpy as np
 
 from tfcoord.errors import UserError
 from tfcoord.generation.fields import GENERATORS, SEEDING_OF_GENERATOR, PositionalField, check_seeding, field_window
-from tfcoord.generation.tiles import CROPS, Tile, TileGrid, panorama_period
+from tfcoord.generation.tiles import Tile, TileGrid, panorama_period
 from tfcoord.models import SPECS
+from tfcoord.serving import ServingDescription, TileCoordinatesRecipe
 
-SUPPORTED_FORMATS = ("tfcoord-serving/1",)
 # system name -> the registered models' Ref to fn(recipe, (tile height, tile width), rows, cols, plan) -> (n, ...)
 # float32 for the grid indices rows, cols (each of shape (n,)) of n tiles of the TilePlan ``plan``; imported when
 # a tile needs it.
@@ -118,50 +118,30 @@ def input_seeding(recipe: dict, seeding: str | None = None) -> str:
 # source -> fn(plan, input name, recipe, tiles) -> (len(tiles), ...) array.
 INPUT_SOURCES = {"latent": latent_input, "tile_coordinates": tile_coordinates_input,
                  "canvas_field": canvas_field_input}
-# Recipe keys each source needs (checked before the first tile).
-SOURCE_KEYS = {"latent": ("shape",), "tile_coordinates": ("system",),
-               "canvas_field": ("channels", "window", "stride", "seed_path", "field_tile")}
 
 
 def check_description(description) -> dict:
-    """The description if this client can tile with it, else a UserError naming what is missing."""
-    if not isinstance(description, dict) or description.get("format") not in SUPPORTED_FORMATS:
-        found = description.get("format") if isinstance(description, dict) else type(description).__name__
-        raise UserError(f"the model description has format {found!r}; this client reads "
-                        f"{', '.join(SUPPORTED_FORMATS)} (re-export the model with this tfcoord version)")
-    tiling = description.get("tiling")
-    model = description.get("model_type", "this")
-    if not isinstance(tiling, dict):
+    """The description if this client can tile with it, else a UserError naming what is missing: it must
+    parse (:meth:`tfcoord.serving.ServingDescription.from_json`), have a tile recipe, and name only the
+    coordinate systems and generators this client knows."""
+    parsed = ServingDescription.from_json(description)
+    model = parsed.model_type or "this"
+    if parsed.tiling is None:
         raise UserError(f"the {model} model's description has no 'tiling' section: it cannot be rendered tile "
                         "by tile by this client")
-    for key in ("signature", "tile_size", "native_tiles", "anchor", "inputs"):
-        if key not in tiling:
-            raise UserError(f"the {model} model's tiling description lacks '{key}'; re-export the model")
-    if tiling.get("crop", "end") not in CROPS:
-        raise UserError(f"the {model} model's tiling description asks for crop {tiling['crop']!r}; this client "
-                        f"crops {', '.join(CROPS)} (update tfcoord)")
-    for name, recipe in tiling["inputs"].items():
-        source = recipe.get("source")
-        if source not in INPUT_SOURCES:
-            raise UserError(f"input '{name}' of the {model} model has source {source!r}; this client builds "
-                            f"{', '.join(sorted(INPUT_SOURCES))} inputs (update tfcoord)")
-        if source == "tile_coordinates" and recipe.get("system") not in COORDINATE_SYSTEMS:
-            raise UserError(f"input '{name}' of the {model} model uses the coordinate system "
-                            f"{recipe.get('system')!r}, unknown to this client (known: "
-                            f"{', '.join(sorted(COORDINATE_SYSTEMS))}; update tfcoord)")
-        needed = SOURCE_KEYS.get(source, ()) + (SYSTEM_KEYS.get(recipe.get("system"), ())
-                                                 if source == "tile_coordinates" else ())
-        missing = [key for key in needed if key not in recipe]
-        if missing:
-            raise UserError(f"input '{name}' of the {model} model lacks {', '.join(repr(k) for k in missing)} in its "
-                            "tiling description (exported by an older tfcoord); re-export the model")
-        generator = recipe.get("generator")
-        if generator is not None and generator not in SEEDING_OF_GENERATOR:
-            raise UserError(f"input '{name}' of the {model} model is drawn by the generator {generator!r}, unknown to "
-                            f"this client (known: {', '.join(SEEDING_OF_GENERATOR)}; update tfcoord)")
-        if source == "canvas_field" and recipe.get("distribution", "normal") != "normal":
-            raise UserError(f"input '{name}' of the {model} model is a {recipe['distribution']!r} canvas field; this "
-                            "client draws standard-normal fields (update tfcoord)")
+    for name, recipe in parsed.tiling.inputs.items():
+        if isinstance(recipe, TileCoordinatesRecipe):
+            if recipe.system not in COORDINATE_SYSTEMS:
+                raise UserError(f"input '{name}' of the {model} model uses the coordinate system {recipe.system!r}, "
+                                f"unknown to this client (known: {', '.join(sorted(COORDINATE_SYSTEMS))}; update "
+                                "tfcoord)")
+            missing = [key for key in SYSTEM_KEYS.get(recipe.system, ()) if key not in recipe.parameters]
+            if missing:
+                raise UserError(f"input '{name}' of the {model} model lacks {', '.join(repr(k) for k in missing)} "
+                                "in its tiling description (exported by an older tfcoord); re-export the model")
+        elif recipe.generator is not None and recipe.generator not in SEEDING_OF_GENERATOR:
+            raise UserError(f"input '{name}' of the {model} model is drawn by the generator {recipe.generator!r}, "
+                            f"unknown to this client (known: {', '.join(SEEDING_OF_GENERATOR)}; update tfcoord)")
     return description
 
 

@@ -22,11 +22,11 @@ import dataclasses
 from typing import Any, ClassVar, Mapping
 
 from tfcoord.errors import UserError
+from tfcoord.generation.tiles import CROPS
 
 FORMAT = "tfcoord-serving/1"
 SUPPORTED_FORMATS = (FORMAT,)
 ANCHORS = ("center", "start")
-CROPS = ("end", "center")
 DISTRIBUTIONS = ("normal", "uniform")
 
 
@@ -136,11 +136,8 @@ class ServingDescription:
             raise UserError(f"the model description has format {found!r}; this client reads "
                             f"{', '.join(SUPPORTED_FORMATS)} (re-export the model with this tfcoord version)")
         model = data.get("model_type", "this")
-        for key in ("model_type", "signatures"):
-            if key not in data:
-                raise UserError(f"the {model} model's description lacks '{key}'; re-export the model")
         tiling = data.get("tiling")
-        return cls(model_type=data["model_type"], paper=data.get("paper", ""), signatures=data["signatures"],
+        return cls(model_type=data.get("model_type", ""), paper=data.get("paper", ""), signatures=data.get("signatures", {}),
                    output=data.get("output", {}), format=data["format"],
                    tiling=None if tiling is None else _parse_tiling(tiling, model),
                    extra=_extra(data, ("model_type", "paper", "signatures", "output", "tiling", "format")))

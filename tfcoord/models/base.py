@@ -137,29 +137,12 @@ class TrainableModel:
         raise NotImplementedError
 
     def serving_description(self) -> dict:
-        """JSON-serialisable asset describing the model for clients (an image generator's tells clients
-        that tile without tfcoord its patch size, latent shapes, coordinate system, and how to build
-        the inputs of tile (i, j)). The exporter stores it as ``assets/tfcoord_model.json``
-        and returns it from a ``describe`` signature; ``export/tiling.py`` reads these keys:
-
-        * ``model_type``; ``output``: ``{"name": "rgb", "range": [-1.0, 1.0]}``;
-        * ``signatures``: ``{name: {"doc": str}}`` (the exporter adds the traced input and
-          output shapes);
-        * ``tiling``: ``signature`` (the per-tile signature), ``tile_size`` [h, w] (output
-          pixels per tile), optional ``stride`` [h, w] (default ``tile_size``; smaller for
-          overlapping tiles), ``native_tiles`` [rows, cols] (tiles of the trained image),
-          ``anchor`` per axis, ``"center"`` (a larger canvas extends the tile grid equally on
-          both sides) or ``"start"`` (tile 0 stays at the left/top edge), ``recipe`` (prose for
-          clients in other languages), and ``inputs``: one recipe per signature input, e.g.
-          ``{"source": "latent", "shape": [...], "distribution": "uniform"|"normal", "low",
-          "high"}`` (drawn once per image, in the order listed, from
-          ``numpy.random.default_rng(seed)``, the same value for every tile) or
-          ``{"source": "tile_coordinates", "system": NAME, ...}`` (a function of the tile's grid
-          index) or ``{"source": "canvas_field", ...}`` (windows of a position-seeded field shared
-          by the canvas); optional ``crop`` (``"end"`` or ``"center"``) and ``panorama``; see the
-          export/tiling.py docstring for every key. The client builds the sources registered in
-          ``export.tiling.INPUT_SOURCES`` and the systems in ``export.tiling.COORDINATE_SYSTEMS``;
-          register new ones there.
+        """The model's :class:`tfcoord.serving.ServingDescription` as JSON (``.to_json()``): what
+        clients read from ``assets/tfcoord_model.json``, the ``describe`` signature or the JSON beside a
+        ``.tflite`` file. An image generator that tiles gives a :class:`~tfcoord.serving.Tiling`: the
+        per-tile signature, tile size, anchor and one recipe per input, whose coordinate systems its
+        spec registers (``ModelSpec.tile_coordinates``). The exporter adds the format, the traced
+        input and output shapes and the parameter counts (schema: ``tfcoord.serving.SCHEMA``).
         """
         raise NotImplementedError
 

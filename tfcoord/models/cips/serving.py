@@ -19,6 +19,7 @@ from tfcoord.errors import UserError
 from tfcoord.layers.dtypes import to_float32
 from tfcoord.models.base import finite_input
 from tfcoord.models.cips.config import MAX_OUTPUT_SIDE
+from tfcoord.serving import LatentRecipe, ServingDescription, TileCoordinatesRecipe, Tiling
 
 
 def serving_functions(model, patch_size=None) -> dict:
@@ -76,30 +77,27 @@ def serving_description(model) -> dict:
               "same spacing; a denser grid (super-resolution) replaces the size in the formula by the output size. Every tile of one "
               f"image uses the same z ~ N(0, I)^{cfg.style_dim} (or map_latent(z) once and synthesize per tile). "
               "Pixels are conditionally independent: any tile size gives the same image.")
-    return {
-        "model_type": "cips",
-        "paper": "Image Generators with Conditionally-Independent Pixel Synthesis (Anokhin et al., CVPR 2021)",
-        "architecture": f"CIPS{cfg.architecture}",
-        "training_size": cfg.size,
-        "style_dim": cfg.style_dim,
-        "coordinate_system": cfg.coordinate_system,
-        "signatures": {
+    return ServingDescription(
+        model_type="cips",
+        paper="Image Generators with Conditionally-Independent Pixel Synthesis (Anokhin et al., CVPR 2021)",
+        extra={"architecture": f"CIPS{cfg.architecture}", "training_size": cfg.size, "style_dim": cfg.style_dim,
+               "coordinate_system": cfg.coordinate_system},
+        signatures={
             "generate_patch": {"doc": "G(z, coords) in eval mode without noise: rgb (batch, h, w, 3)"},
             "map_latent": {"doc": "the mapping network: z -> style w (batch, style_dim)"},
             "synthesize": {"doc": "rgb from a style w (e.g. truncated) and coords"},
         },
-        "output": {"name": "rgb", "range": [-1.0, 1.0]},
-        "tiling": {
-            "signature": "generate_patch",
-            "tile_size": [tile, tile],
-            "native_tiles": [native, native],
-            "anchor": ["center", "start" if cylindrical else "center"],
-            "inputs": {
-                "z": {"source": "latent", "shape": [cfg.style_dim], "distribution": "normal"},
-                "coords": {"source": "tile_coordinates", "system": "cips",
-                           "coordinate_system": cfg.coordinate_system, "grid_height": cfg.size,
-                           "grid_width": cfg.size},
+        output={"name": "rgb", "range": [-1.0, 1.0]},
+        tiling=Tiling(
+            signature="generate_patch",
+            tile_size=(tile, tile),
+            native_tiles=(native, native),
+            anchor=("center", "start" if cylindrical else "center"),
+            inputs={
+                "z": LatentRecipe(shape=(cfg.style_dim,)),
+                "coords": TileCoordinatesRecipe("cips", {"coordinate_system": cfg.coordinate_system,
+                                                         "grid_height": cfg.size, "grid_width": cfg.size}),
             },
-            "recipe": recipe,
-        },
-    }
+            recipe=recipe,
+        ),
+    ).to_json()

@@ -25,6 +25,7 @@ from tfcoord.data.gawwn.captions import ALPHABET
 from tfcoord.errors import UserError
 from tfcoord.models.base import finite_input
 from tfcoord.models.gawwn.blocks import keypoint_maps
+from tfcoord.serving import ServingDescription
 
 
 def serving_functions(model, patch_size=None) -> dict:
@@ -100,17 +101,13 @@ def serving_description(model) -> dict:
             "doc": f"caption tokens -> text_embedding; token = 1 + index of the lower-cased character in 'alphabet' "
                    f"(0 for others), zero-padded or cut to {text.doc_length}; average the embeddings of several "
                    "captions for one image"}
-    return {
-        "model_type": "gawwn",
-        "paper": "Learning What and Where to Draw (Reed et al., NeurIPS 2016)",
-        "image_size": [size, size],
-        "conditioning": cfg.conditioning,
-        "parts": list(model.parts),
-        "latent": {"name": "z", "shape": [cfg.z_dim], "distribution": "normal"},
-        "text_embedding_dim": model.text_dim,
-        "alphabet": ALPHABET,
-        "doc_length": text.doc_length,
-        "signatures": signatures,
-        "output": {"name": "rgb", "range": [-1.0, 1.0]},
-        # No "tiling": GAWWN draws whole images; a client calls generate_patch once per image.
-    }
+    # No tiling: GAWWN draws whole images; a client calls generate_patch once per image.
+    return ServingDescription(
+        model_type="gawwn",
+        paper="Learning What and Where to Draw (Reed et al., NeurIPS 2016)",
+        extra={"image_size": [size, size], "conditioning": cfg.conditioning, "parts": list(model.parts),
+               "latent": {"name": "z", "shape": [cfg.z_dim], "distribution": "normal"},
+               "text_embedding_dim": model.text_dim, "alphabet": ALPHABET, "doc_length": text.doc_length},
+        signatures=signatures,
+        output={"name": "rgb", "range": [-1.0, 1.0]},
+    ).to_json()

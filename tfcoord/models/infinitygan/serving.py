@@ -20,6 +20,7 @@ import inspect
 import tensorflow as tf
 
 from tfcoord.models.base import finite_input
+from tfcoord.serving import CanvasFieldRecipe, LatentRecipe, ServingDescription, TileCoordinatesRecipe, Tiling
 
 
 def _check_window(local_latent, coords, noises, geometry):
@@ -139,43 +140,40 @@ def serving_description(model) -> dict:
 
     def field(channels, window_, stride, seed_path, tile, unit):
         # field_tile: the tile of the legacy generator (the portable one keys every value by its position).
-        return {"source": "canvas_field", "distribution": "normal", "generator": portable, "channels": channels,
-                "window": window_, "stride": stride, "seed_path": list(seed_path), "field_tile": tile,
-                "units_per_latent": unit}
+        return CanvasFieldRecipe(channels=channels, window=window_, stride=stride, seed_path=tuple(seed_path),
+                                 field_tile=tile, units_per_latent=unit, generator=portable)
 
     noise_inputs = {f"noise_{i}": field(1, sizes[i], steps[i], (FIELD_NOISE, i), NOISE_FIELD_TILE, units[i])
                     for i in range(geometry.num_convs)}
-    return {
-        "model_type": "infinitygan",
-        "paper": "InfinityGAN: Towards Infinite-Pixel Image Synthesis (Lin et al., ICLR 2022)",
-        "patch_size": geometry.patch_size,
-        "signatures": {
+    return ServingDescription(
+        model_type="infinitygan",
+        paper="InfinityGAN: Towards Infinite-Pixel Image Synthesis (Lin et al., ICLR 2022)",
+        extra={"patch_size": geometry.patch_size},
+        signatures={
             "generate_patch": {"doc": "one patch per row from windows of the canvas latents, coordinates and noise"},
             "generate_patch_nonoise": {"doc": "generate_patch without noise inputs (no noise injected)"},
             "map_latent": {"doc": "the mapping network: global_latent -> style w"},
         },
-        "output": {"name": "rgb", "range": [-1.0, 1.0]},
-        "tiling": {
-            "signature": "generate_patch",
-            "tile_size": [geometry.patch_size, geometry.patch_size],
-            "stride": [geometry.pixel_step, geometry.pixel_step],
-            "latent_stride": step,
-            "native_tiles": [1, 1],
-            "anchor": ["start", "start"],
-            "crop": "center",
-            "panorama": {"pixels_per_latent": ppl},
-            "overlap": geometry.patch_size - geometry.pixel_step,
-            "inputs": {
-                "global_latent": {"source": "latent", "shape": [cfg.global_latent_dim], "distribution": "normal",
-                                  "generator": portable, "seed_path": list(GLOBAL_SEED_PATH)},
+        output={"name": "rgb", "range": [-1.0, 1.0]},
+        tiling=Tiling(
+            signature="generate_patch",
+            tile_size=(geometry.patch_size, geometry.patch_size),
+            stride=(geometry.pixel_step, geometry.pixel_step),
+            native_tiles=(1, 1),
+            anchor=("start", "start"),
+            crop="center",
+            panorama_pixels_per_latent=ppl,
+            inputs={
+                "global_latent": LatentRecipe(shape=(cfg.global_latent_dim,), generator=portable,
+                                              seed_path=tuple(GLOBAL_SEED_PATH)),
                 "local_latent": field(cfg.local_latent_dim, window, step, (FIELD_LOCAL,), LOCAL_FIELD_TILE, 1),
-                "coords": {"source": "tile_coordinates", "system": "infinitygan", "window": window, "stride": step,
-                           "coordinate_system": cfg.coord_system, "vertical_step": coordinates.vertical_step,
-                           "horizontal_period": coordinates.meta_cols - 1},
+                "coords": TileCoordinatesRecipe("infinitygan", {
+                    "window": window, "stride": step, "coordinate_system": cfg.coord_system,
+                    "vertical_step": coordinates.vertical_step, "horizontal_period": coordinates.meta_cols - 1}),
                 **noise_inputs,
             },
-            "layer_sizes": sizes,
-            "layer_strides": steps,
-            "recipe": recipe,
-        },
-    }
+            recipe=recipe,
+            extra={"latent_stride": step, "overlap": geometry.patch_size - geometry.pixel_step,
+                   "layer_sizes": list(sizes), "layer_strides": list(steps)},
+        ),
+    ).to_json()

@@ -34,6 +34,7 @@ from tfcoord.models.base import TrainableModel, step_seed
 from tfcoord.models.text_encoder.loss import joint_embedding_loss, structured_joint_embedding_loss
 from tfcoord.models.text_encoder.networks import CharCnnGru, ImageEncoder
 from tfcoord.training.precision import loss_scaled, minimize, to_float32
+from tfcoord.serving import ServingDescription
 
 FEATURE_IMAGE_SIZE = 16  # with --image-features the images are not used: decode them small
 EVALUATION_SEED_OFFSET = 7919  # zero-shot evaluation images come from another stream than training's
@@ -338,9 +339,10 @@ class TextEncoderModel(TrainableModel):
         from tfcoord.data.gawwn.captions import ALPHABET
 
         cfg = self.config.model
-        return {"model_type": "text-encoder",
-                "paper": "Learning Deep Representations of Fine-Grained Visual Descriptions (Reed et al., CVPR 2016)",
-                "signatures": {"encode_text": {"doc": "caption tokens (1 + alphabet index of each lower-cased "
-                                                      f"character, 0-padded to {cfg.doc_length}) -> text_embedding"}},
-                "alphabet": ALPHABET, "doc_length": cfg.doc_length, "embedding_dim": cfg.embedding_dim,
-                "output": {"name": "text_embedding"}}
+        return ServingDescription(
+            model_type="text-encoder",
+            paper="Learning Deep Representations of Fine-Grained Visual Descriptions (Reed et al., CVPR 2016)",
+            signatures={"encode_text": {"doc": "caption tokens (1 + alphabet index of each lower-cased character, "
+                                               f"0-padded to {cfg.doc_length}) -> text_embedding"}},
+            extra={"alphabet": ALPHABET, "doc_length": cfg.doc_length, "embedding_dim": cfg.embedding_dim},
+            output={"name": "text_embedding"}).to_json()
