@@ -24,6 +24,18 @@ def r1_penalty(gradients):
     return ops.sum(ops.square(gradients), axis=tuple(range(1, len(gradients.shape))))
 
 
+def lazy_r1_loss(penalty, gamma: float, interval: int):
+    """Per-example lazy R1 loss ``gamma / 2 * interval * R1``: applied every ``interval`` steps, it is scaled by
+    the interval so that its mean strength is that of R1 every step (StyleGAN2, Appendix B)."""
+    return (0.5 * gamma * interval) * penalty
+
+
+def lazy_step_due(step, interval: int) -> bool:
+    """Whether trainer step ``step`` (counted from 1) regularises: the official loops regularise at iterations
+    ``i % interval == 0`` counted from 0."""
+    return (step - 1) % interval == 0
+
+
 def path_lengths(style_gradients):
     """Per-example path length: ``sqrt(mean(grad^2))`` over the (n_latent, D) style axes (official ``grad_reduce``)."""
     return ops.sqrt(ops.mean(ops.square(style_gradients), axis=tuple(range(1, len(style_gradients.shape)))))

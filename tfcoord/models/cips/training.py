@@ -20,7 +20,7 @@ from tfcoord.gan.distribute import average
 from tfcoord.gan.ema import ema_step
 from tfcoord.gan.losses import logistic_discriminator_loss, nonsaturating_generator_loss
 from tfcoord.gan.optimizers import lazy_regularization_adam
-from tfcoord.gan.regularizers import r1_penalty
+from tfcoord.gan.regularizers import lazy_r1_loss, lazy_step_due, r1_penalty
 from tfcoord.models.base import step_seed
 from tfcoord.training.precision import input_gradient, loss_scaled, minimize, to_float32
 
@@ -82,8 +82,7 @@ class CipsTraining:
 
     def step_variant(self, step):
         loss = self.config.loss
-        # Official: d_regularize = i % d_reg_every == 0 with i counted from 0 (trainer steps count from 1).
-        return R1_VARIANT if loss.r1_gamma > 0 and (step - 1) % loss.r1_every == 0 else None
+        return R1_VARIANT if loss.r1_gamma > 0 and lazy_step_due(step, loss.r1_every) else None
 
     def step_inputs(self, step, global_batch_size):
         cfg = self.config
@@ -170,7 +169,7 @@ class CipsTraining:
                 penalty = r1_penalty(gradient)
                 # "+ 0 * real_pred" as in the official code: every D weight gets a (zero) gradient, so
                 # Adam steps all of them, as PyTorch's d_optim.step() does.
-                r1_loss = average(0.5 * loss_cfg.r1_gamma * loss_cfg.r1_every * penalty + 0.0 * d_real,
+                r1_loss = average(lazy_r1_loss(penalty, loss_cfg.r1_gamma, loss_cfg.r1_every) + 0.0 * d_real,
                                   global_batch_size)
             minimize(self.d_optimizer, r1_tape, r1_loss, d_variables)
             losses["r1"] = average(penalty, global_batch_size)

@@ -156,8 +156,8 @@ class InfinityGan(CoordinateGan):
         """Lazy regularisation: R1 when ``(step - 1) % r1_every == 0``, path length when ``% path_every``
         (the official loop regularises at iterations 0, 16, ... and 0, 4, ...)."""
         loss = self.config.loss
-        r1 = loss.r1_gamma > 0 and (step - 1) % loss.r1_every == 0
-        path = loss.path_weight > 0 and (step - 1) % loss.path_every == 0
+        r1 = loss.r1_gamma > 0 and regularizers.lazy_step_due(step, loss.r1_every)
+        path = loss.path_weight > 0 and regularizers.lazy_step_due(step, loss.path_every)
         names = [name for name, on in (("r1", r1), ("path", path)) if on]
         return "+".join(names) if names else None
 
@@ -306,7 +306,8 @@ class InfinityGan(CoordinateGan):
                     logits, _ = self.discriminator(real, training=True)
                     logit_sum = ops.sum(to_float32(logits))
                 penalty = regularizers.r1_penalty(input_gradient(inner, logit_sum, real, self.d_optimizer))
-                r1_loss = average(loss_cfg.r1_gamma / 2.0 * loss_cfg.r1_every * penalty, global_batch_size)
+                r1_loss = average(regularizers.lazy_r1_loss(penalty, loss_cfg.r1_gamma, loss_cfg.r1_every),
+                                  global_batch_size)
             apply(self.d_optimizer, tape, r1_loss, r1_variables)
             out["r1"] = average(penalty, global_batch_size)
 
