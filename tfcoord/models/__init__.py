@@ -46,7 +46,3 @@ def section_classes(name: str) -> dict:
 def default_preset(name: str) -> str:
     """The preset ``python -m tfcoord.train --model NAME`` uses: small enough for a CPU."""
     return model_spec(name).default_preset
-
-
-def specs_with(capability: Capability) -> list[ModelSpec]:
-    return [spec for spec in SPECS.values() if spec.can(capability)]

@@ -127,9 +127,6 @@ class PatchGeometry:
         """Pixels covered by ``patches`` patches along an axis (the reachable canvas sides)."""
         return covered_pixels(patches, self.patch_size, self.pixel_step)
 
-    def canvas_ts_latents(self, patches: int) -> int:
-        return self.ts_input_size + self.latent_step * (patches - 1)
-
     def canvas_local_latents(self, patches: int) -> int:
         """Side of the local-latent (and coordinate) canvas for ``patches`` patches (35 + 6 (n - 1))."""
         return self.window + self.latent_step * (patches - 1)

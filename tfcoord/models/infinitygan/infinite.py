@@ -103,9 +103,6 @@ class CanvasPlan:
         """Horizontal period in TS-input latents (panorama mode), else None."""
         return (self.period_width or self.width) // self.geometry.pixels_per_latent if self.panorama else None
 
-    def patch_indices(self):
-        return [(r, c) for r in range(self.rows) for c in range(self.cols)]
-
 
 class CanvasLatents:
     """Position-indexed inputs of one canvas: z_l, coordinates and per-layer noise (``noise=False``: none);
