@@ -199,6 +199,8 @@ def write_list(directory, prefixes: list[str]) -> None:
 
 # -- restoring ------------------------------------------------------------------------
 _MISMATCH_ERRORS = (AssertionError, ValueError)
+SAME_NETWORKS_HINT = ("use a run of the same architecture and configuration (a run of an older tfcoord whose "
+                      "networks named their variables differently must be trained again)")
 _READ_ERRORS = (tf.errors.OpError, IndexError, OSError, UnicodeDecodeError, EOFError)
 
 
@@ -241,7 +243,7 @@ def restore_networks(items: dict, path: str) -> None:
         tf.train.Checkpoint(**variable_map(items)).restore(path).expect_partial().assert_existing_objects_matched()
     except _MISMATCH_ERRORS + (tf.errors.OpError,) as err:
         raise UserError(f"checkpoint {path} does not fit these networks ({str(err).splitlines()[0][:300]}); "
-                        "use a run of the same architecture and configuration") from None
+                        + SAME_NETWORKS_HINT) from None
 
 
 def restore_networks_from_run(items: dict, run_dir) -> str:
@@ -264,8 +266,7 @@ def restore_networks_from_run(items: dict, run_dir) -> str:
     return _restore_first_good(
         prefixes, restore, on_corrupt=skip,
         mismatch_message=lambda p, err: (f"checkpoint {p} does not fit these networks "
-                                         f"({str(err).splitlines()[0][:300]}); "
-                                         "use a run of the same architecture and configuration"))
+                                         f"({str(err).splitlines()[0][:300]}); " + SAME_NETWORKS_HINT))
 
 
 class CheckpointKeeper:
