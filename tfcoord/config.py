@@ -152,10 +152,8 @@ class RunConfig:
         raise AttributeError(name)
 
     def to_dict(self) -> dict:
-        out = {"model_type": self.model_type, "preset": self.preset}
-        for name, section in self.sections.items():
-            out[name] = _to_plain(dataclasses.asdict(section))
-        return out
+        return {"model_type": self.model_type, "preset": self.preset,
+                **{name: _to_plain(dataclasses.asdict(section)) for name, section in self.sections.items()}}
 
     def save(self, path: Path) -> None:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
@@ -218,10 +216,6 @@ def _coerce(value, tp, where: str):
         if value is not None:
             raise wrong
         return None
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise wrong
-        return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise wrong
@@ -242,8 +236,8 @@ def _coerce(value, tp, where: str):
         if as_float != as_float or as_float in (float("inf"), float("-inf")):
             raise UserError(f"{where} must be a finite number, got {value!r}")
         return as_float
-    if tp is str:
-        if not isinstance(value, str):
+    if tp in (bool, str):
+        if not isinstance(value, tp):
             raise wrong
         return value
     raise TypeError(f"unsupported config annotation {tp!r} for {where}")
@@ -303,10 +297,6 @@ def config_root() -> Path:
     raise UserError("the configs/ folder was not found next to the tfcoord package; reinstall with 'pip install -e .'")
 
 
-def preset_path(model_type: str, preset: str) -> Path:
-    return config_root() / model_type / f"{preset}.yaml"
-
-
 def list_presets(model_type: str) -> list[str]:
     folder = config_root() / model_type
     return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
@@ -348,7 +338,7 @@ def load_config(model_type: str, section_classes: dict[str, type], *, preset: st
         path = Path(config_file)
         preset_name = path.stem
     else:
-        path = preset_path(model_type, preset)
+        path = config_root() / model_type / f"{preset}.yaml"
         if not path.is_file():
             raise UserError(f"no preset '{preset}' for model '{model_type}'{closest(preset, list_presets(model_type))}; "
                             f"available: {', '.join(list_presets(model_type)) or 'none'}")

@@ -7,7 +7,6 @@ the stream keeps its length and stays resumable.
 """
 
 import concurrent.futures
-import functools
 import logging
 import math
 import os
@@ -88,14 +87,15 @@ def read_image(path: str, image_size: tuple[int, int]) -> np.ndarray:
         return to_rgb(ImageOps.exif_transpose(image))
 
 
-def _read_or_next(paths, image_size, item) -> np.ndarray:
-    """Image ``item``, or the next readable one if it fails (rare: files are checked up front)."""
+def read_or_next(paths, image_size, item) -> tuple[int, np.ndarray]:
+    """``(index, pixels)`` of image ``item``, or of the next readable one if it fails (rare: files are checked
+    up front), so that the stream keeps its length."""
     for offset in range(len(paths)):
-        path = paths[(int(item) + offset) % len(paths)]
+        index = (int(item) + offset) % len(paths)
         try:
-            return read_image(path, image_size)
+            return index, read_image(paths[index], image_size)
         except Exception:  # PIL's many exception types, as in is_readable
-            _log.warning("cannot decode %s; using the next image in its place", path)
+            _log.warning("cannot decode %s; using the next image in its place", paths[index])
     raise RuntimeError(f"none of the {len(paths)} images can be decoded any more")
 
 
@@ -124,7 +124,8 @@ def source(argument: str | None) -> Source:
                         "add images there or point --data folder:PATH at the folder that holds them")
 
     def elements(seed, start_index, training, image_size):
-        read = functools.partial(_read_or_next, paths, image_size)
+        def read(item):
+            return read_or_next(paths, image_size, item)[1]
 
         def load(index, item):
             image = tf.numpy_function(read, [item], tf.uint8, stateful=False)

@@ -55,10 +55,6 @@ class CorruptCheckpoint(Exception):
     """A checkpoint's files are missing, truncated or altered."""
 
 
-def _tf_variable(variable):
-    return variable.value if isinstance(variable, keras.Variable) else variable
-
-
 def variable_map(items: dict) -> dict:
     """Flat ``{key: tf.Variable}`` of networks (by variable path) and optimizers (by slot index).
 
@@ -81,7 +77,7 @@ def variable_map(items: dict) -> dict:
             key = f"{item_name}.{path}".replace("/", ".")
             if key in variables:
                 raise ValueError(f"two variables share the checkpoint key {key!r}; give the layers unique names")
-            variables[key] = _tf_variable(variable)
+            variables[key] = variable.value if isinstance(variable, keras.Variable) else variable
     return variables
 
 
@@ -149,10 +145,7 @@ def verify_files(prefix) -> bool:
 def _delete_files(prefix) -> None:
     prefix = Path(prefix)
     for path in bundle_files(prefix) + [Path(f"{prefix}{MANIFEST_SUFFIX}")]:
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            pass
+        path.unlink(missing_ok=True)
     shutil.rmtree(f"{prefix}_temp", ignore_errors=True)  # TensorFlow's staging folder of a failed write
 
 
@@ -286,10 +279,6 @@ class CheckpointKeeper:
         _ = self.checkpoint.save_counter
         self.prefixes = listed_checkpoints(self.directory)
 
-    @property
-    def latest_checkpoint(self) -> str | None:
-        return self.prefixes[-1] if self.prefixes else None
-
     def latest_step(self) -> int | None:
         return checkpoint_step(self.prefixes[-1]) if self.prefixes else None
 
@@ -335,12 +324,11 @@ class CheckpointKeeper:
         def restore(prefix):
             self._checkpoint_for(prefix).restore(prefix).assert_consumed()
 
-        prefix = _restore_first_good(
+        return _restore_first_good(
             list(self.prefixes), restore, on_corrupt=self._quarantine,
             mismatch_message=lambda p, err: (f"checkpoint {p} does not match this model "
                                              f"({str(err).splitlines()[0][:300]}); "
                                              "resume with the configuration the run was trained with"))
-        return prefix
 
     def _checkpoint_for(self, prefix):
         """What restores ``prefix`` strictly, except for loss-scale state, which may be on one side only.
@@ -385,10 +373,3 @@ class CheckpointKeeper:
         write_list(self.directory, self.prefixes)
         _warn(f"checkpoint {prefix} is damaged ({reason}); moved it to {target} and trying the previous one")
 
-
-def latest_checkpoint(run_dir) -> str:
-    """Path prefix of a run's newest listed checkpoint, or a UserError saying the run has none."""
-    prefixes = listed_checkpoints(Path(run_dir) / "checkpoints")
-    if not prefixes:
-        raise UserError(f"{run_dir} has no checkpoint yet; train it first (python -m tfcoord.train ... --out {run_dir})")
-    return prefixes[-1]

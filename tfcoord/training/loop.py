@@ -130,14 +130,11 @@ class Trainer:
         elif self.resume:
             self.keeper.restore_latest()  # the newest intact one: damaged ones move to checkpoints/corrupt/
         elif self.config.train.init_from:
-            self._init_from(self.config.train.init_from)
+            restore_networks_from_run(self.model.network_items(), self.config.train.init_from)
         with self._writing("config.yaml"):
             atomic_write_text(self.write_dir / "config.yaml", yaml.safe_dump(self.config.to_dict(), sort_keys=False))
         if self.config.train.fid_every:
             self._prepare_evaluation()
-
-    def _init_from(self, other_run):
-        restore_networks_from_run(self.model.network_items(), other_run)
 
     def _checkpointed_step(self) -> int:
         prefixes = listed_checkpoints(self.run_dir / "checkpoints")
@@ -206,12 +203,9 @@ class Trainer:
         self.best_keeper = CheckpointKeeper(self.write_dir / "checkpoints" / "best", step=self.step, max_to_keep=1,
                                             **self.model.checkpoint_items())
         record = self.write_dir / "checkpoints" / "best" / "metric.json"
-        self.best = None
         if self.resume and record.is_file():
-            try:
+            with contextlib.suppress(ValueError):
                 self.best = json.loads(record.read_text())
-            except ValueError:
-                self.best = None
 
     def _dataset(self, start_step: int):
         data = make_dataset(self.config.data.source, image_size=self.model.image_size(),
@@ -345,17 +339,15 @@ class Trainer:
                 if not all(math.isfinite(v) for v in losses.values()):
                     step = self._on_nonfinite(losses, step, log_file)
                     batches = self._dataset(step)
-                    if progress is not None:
-                        progress.reset(total=total)
-                        progress.update(step)
+                    progress.reset(total=total)
+                    progress.update(step)
                     continue
                 self.step.assign(step)
                 timer_steps += 1
                 elapsed = time.perf_counter() - timer_start
                 rate = timer_steps / elapsed if elapsed > 0 else 0.0
-                if progress is not None:
-                    progress.update(1)
-                    progress.set_postfix(self._postfix(losses, rate), refresh=False)
+                progress.update(1)
+                progress.set_postfix(self._postfix(losses, rate), refresh=False)
                 if step % cfg.log.scalars_every == 0 or step == total:
                     with self._writing("log.jsonl and tensorboard/"):
                         self._log_scalars(writer, log_file, step, losses, rate)
@@ -377,9 +369,9 @@ class Trainer:
                   f"{self.run_dir / 'checkpoints'}; continue with --resume --out {self.run_dir}", flush=True)
             raise SystemExit(128 + (self._stop_signal or signal.SIGINT))
         finally:
-            if progress is not None:
-                progress.close()
-            self._restore_signal_handlers(previous_handlers)
+            progress.close()
+            for sig, previous in previous_handlers.items():
+                signal.signal(sig, previous)
             # A full disk may also fail these; the error that stopped the run is the one to report.
             for close in (writer.close, log_file.close):
                 try:
@@ -460,11 +452,10 @@ class Trainer:
         return {"step/s": f"{rate:.2f}", "img/s": f"{rate * self.global_batch:.1f}", **shown}
 
     def _progress_bar(self, start, total):
-        if not self.config.log.progress_bar:
-            return None
         from tqdm import tqdm
 
-        return tqdm(total=total, initial=start, desc=f"train {self.model.name}", unit="step", dynamic_ncols=True)
+        return tqdm(total=total, initial=start, desc=f"train {self.model.name}", unit="step", dynamic_ncols=True,
+                    disable=not self.config.log.progress_bar)
 
     def _log_scalars(self, writer, log_file, step, losses, rate):
         images_per_second = rate * self.global_batch
@@ -494,8 +485,3 @@ class Trainer:
             except ValueError:  # not the main thread
                 pass
         return previous
-
-    @staticmethod
-    def _restore_signal_handlers(previous):
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

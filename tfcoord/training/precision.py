@@ -29,7 +29,6 @@ from tfcoord.config import PRECISIONS
 from tfcoord.layers.dtypes import to_float32
 
 
-
 def compute_dtype(precision: str) -> str:
     """The dtype layers compute in under ``precision``."""
     return {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}[precision]

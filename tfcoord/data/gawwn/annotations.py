@@ -76,10 +76,6 @@ class Annotations:
     def parts(self) -> tuple[str, ...]:
         return tuple(self.header.get("parts", ()))
 
-    @property
-    def image_root(self) -> Path:
-        return (self.path.parent / self.header.get("images", ".")).resolve()
-
 
 class RecordProblem(ValueError):
     """One record breaks the format; the message says how."""
@@ -254,9 +250,7 @@ def write_annotations(path, header: dict, records: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     check_header(header, str(path))
     with open(path, "w", encoding="utf-8") as file:
-        file.write(json.dumps(header) + "\n")
-        for record in records:
-            file.write(json.dumps(record) + "\n")
+        file.writelines(json.dumps(line) + "\n" for line in [header, *records])
     return path
 
 
@@ -297,7 +291,7 @@ def source(argument: str | None):
     """The ``annotations:FILE.jsonl`` source: images with captions, boxes, keypoints and classes."""
     import tensorflow as tf
 
-    from tfcoord.data.folder import read_image
+    from tfcoord.data.folder import read_or_next
     from tfcoord.data.pipeline import AUTOTUNE, Source, epoch_order
 
     if not argument:
@@ -310,16 +304,8 @@ def source(argument: str | None):
     order = np.asarray(flip_order(annotations.parts), np.int32) if annotations.parts else np.zeros((0,), np.int32)
 
     def load(item, height, width):
-        # A file that became unreadable since validation is replaced by the next record (keeps the stream length).
-        for offset in range(count):
-            i = (int(item) + offset) % count
-            try:
-                image = read_image(table["paths"][i], (int(height), int(width)))
-                break
-            except Exception:  # PIL's many exception types
-                print(f"warning: cannot decode {table['paths'][i]}; using the next record", file=sys.stderr)
-        else:
-            raise RuntimeError(f"none of the {count} images of {annotations.path} can be decoded any more")
+        # A file that became unreadable since validation is replaced by the next record.
+        i, image = read_or_next(table["paths"], (int(height), int(width)), item)
         out = [image, table["boxes"][i], table["keypoints"][i], table["labels"][i], table["num_captions"][i],
                np.int32(i)]
         if "captions" in table:

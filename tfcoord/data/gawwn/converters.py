@@ -28,6 +28,7 @@ the record is skipped and the conversion goes on, unless ``strict`` makes it ref
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import os
@@ -67,13 +68,15 @@ class Reporter:
             self.echo(line)
 
 
-def _image_size(path: Path):
+def _image_size(path: Path, where: str, report: Reporter):
+    """(width, height) of an image file, or None after a report."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as image:
-            return image.size  # (width, height)
+            return image.size
     except (OSError, UnidentifiedImageError, ValueError):
+        report(where, f"image file {path} is missing or unreadable")
         return None
 
 
@@ -197,9 +200,8 @@ def convert_cub(root, out, *, captions=None, embeddings=None, split: str = "all"
                           "not in classes.txt)")
             continue
         image_path = root / "images" / path
-        size = _image_size(image_path)
+        size = _image_size(image_path, where, report)
         if size is None:
-            report(where, f"image file {image_path} is missing or unreadable")
             continue
         if image_id not in boxes:
             report(where, f"image {image_id} has no row in bounding_boxes.txt")
@@ -299,10 +301,8 @@ def _mpii_people_from_json(path: Path, report: Reporter):
         raise UserError(f"{path} is not readable JSON ({err})") from None
     if not isinstance(entries, list):
         raise UserError(f"{path} must hold a list of {{\"image\", \"joints\", \"joints_vis\"}} objects")
-    counts = {}
-    for entry in entries:
-        if isinstance(entry, dict) and isinstance(entry.get("image"), str):
-            counts[entry["image"]] = counts.get(entry["image"], 0) + 1
+    counts = collections.Counter(entry["image"] for entry in entries
+                                 if isinstance(entry, dict) and isinstance(entry.get("image"), str))
     for index, entry in enumerate(entries):
         where = f"{path}:[{index}]"
         try:
@@ -350,9 +350,8 @@ def convert_mpii(annotations, images, captions, out, *, strict: bool = False, ec
     class_of = {act: i for i, act in enumerate(sorted({act for act, _ in activities}))}
     records = []
     for where, name, joints, head, activity, activity_name in people:
-        size = _image_size(images / name)
+        size = _image_size(images / name, where, report)
         if size is None:
-            report(where, f"image file {images / name} is missing or unreadable")
             continue
         if name not in caption_table:
             report(where, f"image {name} has no caption in {captions}")
