@@ -9,7 +9,9 @@ entry is flushed too.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import hashlib
 import os
 from pathlib import Path
 
@@ -21,9 +23,8 @@ def fsync_directory(folder) -> None:
     except OSError:
         return
     try:
-        os.fsync(fd)
-    except OSError:
-        pass
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
     finally:
         os.close(fd)
 
@@ -39,10 +40,8 @@ def atomic_write_bytes(path, data: bytes) -> Path:
             os.fsync(file.fileno())
         os.replace(temporary, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             temporary.unlink()
-        except OSError:
-            pass
         raise
     fsync_directory(path.parent)
     return path
@@ -50,6 +49,17 @@ def atomic_write_bytes(path, data: bytes) -> Path:
 
 def atomic_write_text(path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def file_sha256(path, sync: bool = False) -> str:
+    """The SHA-256 of a file, read in chunks; ``sync`` also flushes the file to disk."""
+    sha = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 22), b""):
+            sha.update(chunk)
+        if sync:
+            os.fsync(file.fileno())
+    return sha.hexdigest()
 
 
 _HINTS = {

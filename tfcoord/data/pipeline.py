@@ -109,20 +109,17 @@ def _fits(crop_size, top, left, height, width, preprocessing):
     return tf.debugging.Assert(fits, [message, "image height, width:", height, width])
 
 
-def _crop_window(height, width, image_size, seed, index, training, preprocessing=None):
+def _crop_window(height, width, image_size, seed, index, training, preprocessing):
     """The window ``(top, left, crop_h, crop_w)`` of ``preprocessing.crop`` and whether to flip.
 
     random_largest: the largest window of the target aspect ratio, at a random offset when training
     and centred otherwise; random: a ``crop_size`` square, likewise; centre, fixed and none: the same
     window every time. The flip is drawn when training with ``preprocessing.flip``.
     """
-    preprocessing = preprocessing or DataConfig()
     crop, crop_size = preprocessing.crop, preprocessing.crop_size
     # The draws of element i are the same for every policy: (top, left, flip) uniforms.
     draws = tf.random.stateless_uniform([3], element_seed(seed, index, AUGMENTATION))
-    flip = tf.constant(False)
-    if training and preprocessing.flip:
-        flip = draws[2] < 0.5
+    flip = draws[2] < 0.5 if training and preprocessing.flip else tf.constant(False)
     if crop == "none":
         return 0, 0, height, width, flip
     if crop_size:

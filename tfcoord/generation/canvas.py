@@ -144,27 +144,22 @@ def render_canvas(renderer, out, width: int, height: int, *, tile: int | None = 
                         f"kept in {store.folder}; free space or fix the folder, then rerun the same command "
                         "to continue") from None
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     store.remove()
     return out
 
 
 def _progress(total_tiles: int, enabled: bool, resumed: int):
-    if not enabled:
-        return None
     from tqdm import tqdm
 
-    bar = tqdm(total=total_tiles, unit="tile", desc="render", dynamic_ncols=True)
-    if resumed:
+    bar = tqdm(total=total_tiles, unit="tile", desc="render", dynamic_ncols=True, disable=not enabled)
+    if resumed and enabled:
         bar.write(f"resuming: {resumed} finished bands found")
     bar.megapixels, bar.seconds = 0.0, 0.0
     return bar
 
 
 def _advance(bar, tiles, seconds: float) -> None:
-    if bar is None:
-        return
     bar.megapixels += sum(t.width * t.height for t in tiles) / 1e6
     bar.seconds += seconds
     bar.update(len(tiles))

@@ -36,7 +36,6 @@ quantised to 8 bits (as saved images would be), then resized bilinearly to 299 x
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import os
 import zipfile
@@ -45,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from tfcoord.errors import UserError
+from tfcoord.fileio import file_sha256
 
 KERAS_WEIGHTS_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
 FEATURE_EXTRACTOR_ENV = "TFCOORD_FEATURE_EXTRACTOR"
@@ -97,14 +97,6 @@ def is_pytorch_fid_weights(path) -> bool:
         return True
     with open(path, "rb") as handle:
         return handle.read(4) == LEGACY_TORCH_PREFIX
-
-
-def file_sha256(path, chunk: int = 1 << 22) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(chunk), b""):
-            sha.update(block)
-    return sha.hexdigest()
 
 
 def quantize(images) -> np.ndarray:

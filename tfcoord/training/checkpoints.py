@@ -27,7 +27,6 @@ the next older checkpoint, with a warning, when the newest one is damaged.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -39,7 +38,7 @@ import keras
 import tensorflow as tf
 
 from tfcoord.errors import UserError
-from tfcoord.fileio import atomic_write_text, describe_write_error, fsync_directory
+from tfcoord.fileio import atomic_write_text, describe_write_error, file_sha256, fsync_directory
 
 STATE_FILE = "checkpoint"
 MANIFEST_SUFFIX = ".manifest.json"
@@ -48,7 +47,6 @@ _PREFIX = re.compile(r"^ckpt-(\d+)$")
 # Key part of the loss-scale state of a LossScaleOptimizer (train.precision=mixed_float16): checkpoints
 # of other precisions lack it, and a run in another precision has no use for it (see CheckpointKeeper).
 LOSS_SCALE_KEY = "loss_scale"
-_HASH_CHUNK = 1 << 22
 
 
 class CorruptCheckpoint(Exception):
@@ -92,16 +90,6 @@ def bundle_files(prefix) -> list[Path]:
     return sorted(prefix.parent.glob(f"{prefix.name}.index")) + sorted(prefix.parent.glob(f"{prefix.name}.data-*"))
 
 
-def _digest(path: Path, sync: bool = False) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(_HASH_CHUNK), b""):
-            sha.update(chunk)
-        if sync:
-            os.fsync(file.fileno())
-    return sha.hexdigest()
-
-
 def write_manifest(prefix) -> None:
     """Flush the bundle of ``prefix`` to disk and record each file's size and SHA-256."""
     prefix = Path(prefix)
@@ -109,7 +97,7 @@ def write_manifest(prefix) -> None:
     if not any(f.name.endswith(".index") for f in files):
         raise CorruptCheckpoint(f"{prefix}: TensorFlow wrote no index file")
     manifest = {"step": checkpoint_step(prefix),
-                "files": {f.name: {"size": f.stat().st_size, "sha256": _digest(f, sync=True)} for f in files}}
+                "files": {f.name: {"size": f.stat().st_size, "sha256": file_sha256(f, sync=True)} for f in files}}
     fsync_directory(prefix.parent)
     atomic_write_text(Path(f"{prefix}{MANIFEST_SUFFIX}"), json.dumps(manifest, indent=1))
 
@@ -137,7 +125,7 @@ def verify_files(prefix) -> bool:
             raise CorruptCheckpoint(f"{name} is missing")
         if path.stat().st_size != entry["size"]:
             raise CorruptCheckpoint(f"{name} has {path.stat().st_size} bytes, {entry['size']} were written")
-        if _digest(path) != entry["sha256"]:
+        if file_sha256(path) != entry["sha256"]:
             raise CorruptCheckpoint(f"{name} does not match its SHA-256")
     return True
 
