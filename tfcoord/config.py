@@ -400,17 +400,23 @@ def move_renamed_keys(raw: dict, classes: dict[str, type]) -> None:
                           FutureWarning, stacklevel=3)
 
 
+def read_run_yaml(run_dir) -> dict:
+    """The resolved ``config.yaml`` a run directory keeps, checked to name its model."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise UserError(f"{run_dir} is not a tfcoord run directory (no config.yaml); pass the --out folder of a training run")
+    raw = read_yaml(path)
+    if not isinstance(raw.get("model_type"), str):
+        raise UserError(f"{path} has no model_type; it was not written by tfcoord.train")
+    return raw
+
+
 def load_run_config(run_dir: str | Path, section_classes_for) -> RunConfig:
     """Read the resolved ``config.yaml`` a run directory keeps.
 
     ``section_classes_for(model_type)`` returns that model's section classes.
     """
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        raise UserError(f"{run_dir} is not a tfcoord run directory (no config.yaml); pass the --out folder of a training run")
-    raw = read_yaml(path)
-    model_type = raw.get("model_type")
-    if not isinstance(model_type, str):
-        raise UserError(f"{path} has no model_type; it was not written by tfcoord.train")
+    raw = read_run_yaml(run_dir)
+    model_type = raw["model_type"]
     return load_config(model_type, section_classes_for(model_type), preset=raw.get("preset", "custom"),
-                       config_file=path)
+                       config_file=Path(run_dir) / "config.yaml")

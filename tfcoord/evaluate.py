@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from tfcoord import cli
-from tfcoord.config import read_yaml
+from tfcoord.config import read_run_yaml
 from tfcoord.errors import UserError
 from tfcoord.metrics import get_metric, metric_names
 
@@ -85,13 +85,9 @@ def check_arguments(args) -> None:
         _between("--num-real (pr)", args.num_real, 2, MAX_PR_IMAGES)
         if args.pr_k >= smaller:
             raise UserError(f"--pr-k {args.pr_k} needs more than {args.pr_k} images per set; raise --num")
-    run = Path(args.run)
-    if not (run / "config.yaml").is_file():
-        raise UserError(f"{run} is not a tfcoord run directory (no config.yaml); pass the --out folder of a training run")
-    if not (run / "checkpoints").is_dir():
-        raise UserError(f"{run} has no checkpoints yet; train it first")
-    if not isinstance(read_yaml(run / "config.yaml").get("model_type"), str):
-        raise UserError(f"{run / 'config.yaml'} has no model_type; it was not written by tfcoord.train")
+    read_run_yaml(args.run)
+    if not (Path(args.run) / "checkpoints").is_dir():
+        raise UserError(f"{args.run} has no checkpoints yet; train it first")
     args.metric_spec = metric
 
 
@@ -116,7 +112,7 @@ def main(argv=None):
     cli.quiet_tensorflow()
     from tfcoord.data import parse_source
 
-    config_data = read_yaml(Path(args.run) / "config.yaml").get("data") or {}
+    config_data = read_run_yaml(args.run).get("data") or {}
     real = args.real or config_data.get("source") or "synthetic-landscapes"
     parse_source(real)  # a bad --real fails before the model loads
 

@@ -18,26 +18,11 @@ import sys
 from pathlib import Path
 
 from tfcoord import cli
-from tfcoord.config import PRECISIONS, read_yaml
+from tfcoord.config import PRECISIONS, read_run_yaml
 from tfcoord.errors import UserError
 from tfcoord.models import Capability, model_spec
 
 MAX_IMAGES = 10_000
-
-
-def model_cli(model_type: str):
-    """The module holding a model's generate options."""
-    return model_spec(model_type).generate_options.load()
-
-
-def run_model_type(run) -> str:
-    path = Path(run) / "config.yaml"
-    if not path.is_file():
-        raise UserError(f"{run} is not a tfcoord run directory (no config.yaml); pass the --out folder of a training run")
-    model_type = read_yaml(path).get("model_type")
-    if not isinstance(model_type, str):
-        raise UserError(f"{path} has no model_type; it was not written by tfcoord.train")
-    return model_type
 
 
 def parse_args(argv=None):
@@ -61,7 +46,7 @@ def parse_args(argv=None):
                         help="compile the tile network with XLA (faster where python -m bench.canvas --xla says so; "
                              "the first tile of each shape pays the compilation)")
     known, _ = parser.parse_known_args(argv)  # --run first: it decides the model's own options
-    module = model_cli(run_model_type(known.run))
+    module = model_spec(read_run_yaml(known.run)["model_type"]).generate_options.load()
     module.add_arguments(parser)
     args = parser.parse_args(argv)
     if not 1 <= args.num <= MAX_IMAGES:

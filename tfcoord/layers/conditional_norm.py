@@ -95,12 +95,8 @@ class ConditionalBatchNorm(keras.layers.Layer):
     def __init__(self, epsilon=1e-5, momentum=0.99, variance_mode="paper", **kwargs):
         super().__init__(**kwargs)
         if variance_mode not in VARIANCE_MODES:
-            raise ValueError(
-                f"variance_mode must be one of {VARIANCE_MODES}, got {variance_mode!r}"
-            )
-        self.epsilon = epsilon
-        self.momentum = momentum
-        self.variance_mode = variance_mode
+            raise ValueError(f"variance_mode must be one of {VARIANCE_MODES}, got {variance_mode!r}")
+        self.epsilon, self.momentum, self.variance_mode = epsilon, momentum, variance_mode
 
     def build(self, x_shape, condition_shape):
         channels = x_shape[-1]
@@ -108,22 +104,11 @@ class ConditionalBatchNorm(keras.layers.Layer):
         self.beta_dense = keras.layers.Dense(channels, dtype=self.dtype_policy, name="beta")
         self.gamma_dense.build(condition_shape)
         self.beta_dense.build(condition_shape)
-        self.moving_mean = self.add_weight(
-            shape=(channels,),
-            initializer="zeros",
-            trainable=False,
-            autocast=False,  # recorders stay float32 under mixed precision
-            aggregation="mean",
-            name="moving_mean",
-        )
-        self.moving_variance = self.add_weight(
-            shape=(channels,),
-            initializer="ones",
-            trainable=False,
-            autocast=False,
-            aggregation="mean",
-            name="moving_variance",
-        )
+        # autocast=False: the recorders stay float32 under mixed precision.
+        self.moving_mean = self.add_weight(shape=(channels,), initializer="zeros", trainable=False, autocast=False,
+                                           aggregation="mean", name="moving_mean")
+        self.moving_variance = self.add_weight(shape=(channels,), initializer="ones", trainable=False,
+                                               autocast=False, aggregation="mean", name="moving_variance")
 
     def call(self, x, condition, training=False, update_stats=True):
         if training:
@@ -131,9 +116,7 @@ class ConditionalBatchNorm(keras.layers.Layer):
             if update_stats:
                 momentum = self.momentum
                 self.moving_mean.assign(momentum * self.moving_mean + (1.0 - momentum) * mean)
-                self.moving_variance.assign(
-                    momentum * self.moving_variance + (1.0 - momentum) * variance
-                )
+                self.moving_variance.assign(momentum * self.moving_variance + (1.0 - momentum) * variance)
         else:
             mean, variance = self.moving_mean, self.moving_variance
         if self.variance_mode == "official_squared":
@@ -148,12 +131,5 @@ class ConditionalBatchNorm(keras.layers.Layer):
         return x_shape
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "epsilon": self.epsilon,
-                "momentum": self.momentum,
-                "variance_mode": self.variance_mode,
-            }
-        )
-        return config
+        return {**super().get_config(), "epsilon": self.epsilon, "momentum": self.momentum,
+                "variance_mode": self.variance_mode}

@@ -103,11 +103,8 @@ class ModulatedConv2D(keras.layers.Layer):
         super().__init__(**kwargs)
         if upsample and kernel_size != 3:
             raise ValueError("the padding-free up conv is defined for 3x3 kernels only")
-        self.filters = filters
-        self.kernel_size = kernel_size
-        self.demodulate = demodulate
-        self.upsample = upsample
-        self.unfold = unfold
+        self.filters, self.kernel_size, self.demodulate = filters, kernel_size, demodulate
+        self.upsample, self.unfold = upsample, unfold
         self.modulation = None
 
     def build(self, x_shape, style_shape):

@@ -69,21 +69,14 @@ class _SpectralNormalized(keras.layers.Layer):
 
     def _build_sn_weights(self, kernel_shape):
         out = kernel_shape[-1]
-        self.kernel = self.add_weight(
-            shape=kernel_shape, initializer=self.kernel_initializer, name="w"
-        )
+        self.kernel = self.add_weight(shape=kernel_shape, initializer=self.kernel_initializer, name="w")
         self.bias = None
         if self.use_bias:
             self.bias = self.add_weight(shape=(out,), initializer="zeros", name="b")
         # Official: tf.truncated_normal_initializer() (stddev 1); the scale is irrelevant.
-        self.u = self.add_weight(
-            shape=(1, out),
-            initializer=keras.initializers.TruncatedNormal(stddev=1.0),
-            trainable=False,
-            autocast=False,  # the power iteration runs in the variable dtype (float32)
-            aggregation="mean",
-            name="u",
-        )
+        self.u = self.add_weight(shape=(1, out), initializer=keras.initializers.TruncatedNormal(stddev=1.0),
+                                 trainable=False, aggregation="mean", name="u",
+                                 autocast=False)  # the power iteration runs in the variable dtype (float32)
 
     def _power_iteration(self):
         kernel = ops.convert_to_tensor(self.kernel)
@@ -127,15 +120,9 @@ class _SpectralNormalized(keras.layers.Layer):
         return y + self.bias if self.use_bias else y
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "use_bias": self.use_bias,
+        return {**super().get_config(), "use_bias": self.use_bias,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-                "grad_through_uv": self.grad_through_uv,
-            }
-        )
-        return config
+                "grad_through_uv": self.grad_through_uv}
 
 
 @keras.saving.register_keras_serializable(package="tfcoord")
@@ -168,24 +155,12 @@ class SNConv2D(_SpectralNormalized):
         >>> y = conv(keras.random.normal((2, 8, 8, 3)), training=True)
     """
 
-    def __init__(
-        self,
-        filters,
-        kernel_size,
-        strides=1,
-        padding="same",
-        use_bias=True,
-        kernel_initializer="he_normal",
-        grad_through_uv=False,
-        **kwargs,
-    ):
+    def __init__(self, filters, kernel_size, strides=1, padding="same", use_bias=True, kernel_initializer="he_normal",
+                 grad_through_uv=False, **kwargs):
         super().__init__(use_bias, kernel_initializer, grad_through_uv, **kwargs)
         if padding not in ("same", "valid"):
             raise ValueError(f"padding must be 'same' or 'valid', got {padding!r}")
-        self.filters = filters
-        self.kernel_size = kernel_size
-        self.strides = strides
-        self.padding = padding
+        self.filters, self.kernel_size, self.strides, self.padding = filters, kernel_size, strides, padding
 
     def build(self, input_shape):
         kh, kw = _pair(self.kernel_size)
@@ -197,16 +172,8 @@ class SNConv2D(_SpectralNormalized):
         return self._add_bias(y)
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "filters": self.filters,
-                "kernel_size": self.kernel_size,
-                "strides": self.strides,
-                "padding": self.padding,
-            }
-        )
-        return config
+        return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
+                "strides": self.strides, "padding": self.padding}
 
 
 @keras.saving.register_keras_serializable(package="tfcoord")
@@ -234,14 +201,7 @@ class SNDense(_SpectralNormalized):
         >>> y = dense(keras.random.normal((4, 130)), training=True)
     """
 
-    def __init__(
-        self,
-        units,
-        use_bias=True,
-        kernel_initializer="lecun_normal",
-        grad_through_uv=False,
-        **kwargs,
-    ):
+    def __init__(self, units, use_bias=True, kernel_initializer="lecun_normal", grad_through_uv=False, **kwargs):
         super().__init__(use_bias, kernel_initializer, grad_through_uv, **kwargs)
         self.units = units
 
@@ -253,9 +213,7 @@ class SNDense(_SpectralNormalized):
         return self._add_bias(ops.matmul(x, kernel))
 
     def get_config(self):
-        config = super().get_config()
-        config["units"] = self.units
-        return config
+        return {**super().get_config(), "units": self.units}
 
 
 def spectral_norm_layers(network) -> list:

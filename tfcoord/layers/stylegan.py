@@ -60,10 +60,7 @@ class EqualLinear(keras.layers.Layer):
         super().__init__(**kwargs)
         if activation not in (None, "fused_lrelu"):
             raise ValueError(f"activation must be None or 'fused_lrelu', got {activation!r}")
-        self.units = units
-        self.use_bias = use_bias
-        self.bias_init = bias_init
-        self.lr_mul = lr_mul
+        self.units, self.use_bias, self.bias_init, self.lr_mul = units, use_bias, bias_init, lr_mul
         self.activation = activation
 
     def build(self, input_shape):
@@ -97,9 +94,7 @@ class MappingNetwork(keras.layers.Layer):
 
     def __init__(self, style_dim=512, num_layers=8, lr_mul=0.01, **kwargs):
         super().__init__(**kwargs)
-        self.style_dim = style_dim
-        self.num_layers = num_layers
-        self.lr_mul = lr_mul
+        self.style_dim, self.num_layers, self.lr_mul = style_dim, num_layers, lr_mul
         self.norm = PixelNorm()
         self.dense_layers = [EqualLinear(style_dim, lr_mul=lr_mul, activation="fused_lrelu", name=f"dense_{i}")
                              for i in range(num_layers)]

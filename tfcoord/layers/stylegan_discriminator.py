@@ -94,11 +94,8 @@ class EqualConv2D(keras.layers.Layer):
 
     def __init__(self, filters, kernel_size, downsample=False, use_bias=True, activate=True, **kwargs):
         super().__init__(**kwargs)
-        self.filters = filters
-        self.kernel_size = kernel_size
-        self.downsample = downsample
-        self.use_bias = use_bias
-        self.activate = activate
+        self.filters, self.kernel_size, self.downsample = filters, kernel_size, downsample
+        self.use_bias, self.activate = use_bias, activate
 
     def build(self, input_shape):
         in_channels = int(input_shape[-1])
@@ -149,8 +146,7 @@ class DiscriminatorResBlock(keras.layers.Layer):
 
     def __init__(self, in_channels, filters, **kwargs):
         super().__init__(**kwargs)
-        self.in_channels = in_channels
-        self.filters = filters
+        self.in_channels, self.filters = in_channels, filters
         self.conv1 = EqualConv2D(in_channels, 3, name="conv1")
         self.conv2 = EqualConv2D(filters, 3, downsample=True, name="conv2")
         self.skip = EqualConv2D(filters, 1, downsample=True, use_bias=False, activate=False, name="skip")
@@ -306,18 +302,12 @@ class StyleGan2Discriminator(keras.layers.Layer):
         def conv(w):
             return np.transpose(w, (2, 3, 1, 0))
 
-        def linear(w):
-            return np.transpose(w)
-
         def first_linear(w):  # (O, C*s*s) rows in (c, h, w) -> kernel (s*s*C, O) rows in (h, w, c)
             out_dim = w.shape[0]
             w = w.reshape(out_dim, self.linear_channels, self.side, self.side)
             return np.transpose(w, (2, 3, 1, 0)).reshape(-1, out_dim)
 
-        def same(w):
-            return np.asarray(w)
-
-        p = prefix
+        same, linear, p = np.asarray, np.transpose, prefix
         entries = {f"{p}convs.0.0.weight": (self.from_rgb.kernel, conv),
                    f"{p}convs.0.1.bias": (self.from_rgb.bias, same)}
         for i, block in enumerate(self.blocks, start=1):

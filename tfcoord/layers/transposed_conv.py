@@ -19,6 +19,8 @@ converted weights load unchanged) and computes the same numbers (up to float rou
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import keras
 from keras import ops
@@ -31,13 +33,10 @@ LOWERINGS = ("matmul", "subpixel")
 def _subpixel_index_table() -> np.ndarray:
     """(3, 3, 2, 2) indices into the 16 flattened 4 x 4 taps (16 = a zero tap) of each window row/column and phase."""
     table = np.full((3, 3, 2, 2), 16, np.int32)
-    for a in range(3):
-        for b in range(3):
-            for dy in range(2):
-                for dx in range(2):
-                    ty, tx = _SUBPIXEL_TAPS[dy][a], _SUBPIXEL_TAPS[dx][b]
-                    if ty is not None and tx is not None:
-                        table[a, b, dy, dx] = ty * 4 + tx
+    for a, b, dy, dx in itertools.product(range(3), range(3), range(2), range(2)):
+        ty, tx = _SUBPIXEL_TAPS[dy][a], _SUBPIXEL_TAPS[dx][b]
+        if ty is not None and tx is not None:
+            table[a, b, dy, dx] = ty * 4 + tx
     return table
 
 
