@@ -10,7 +10,7 @@ SavedModel and four TFLite files (float32, float16, dynamic-range int8, full int
 and times one patch (batch 1; median of 200 calls, the paths taking turns in 10 rounds of 20
 calls) through Keras eager (the serving function's Python body), ``tf.function``, the
 SavedModel signature (TF2 loader), a C-API session (``LoadSavedModel``, TF Serving's loader,
-through export/c_api.py) and each TFLite file (ai_edge_litert, 2 threads); the
+through tests/support/c_api.py) and each TFLite file (ai_edge_litert, 2 threads); the
 TFLite/SavedModel ratio is also given per round (its spread shows the noise); accuracy is
 the max abs difference and PSNR (peak-to-peak 2) against Keras eager over 16 held-out
 patches made as a client makes them (export.tflite.representative_inputs from seed 1000: tiles
@@ -125,9 +125,9 @@ def latency_workload(model_type, preset, overrides, runs, run=None):
         def positional(sample):  # in input_signature order (a function may take *noises)
             return [tf.constant(sample[spec.name]) for spec in function.input_signature]
 
-        from export.c_api import SavedModelSession
+        from tests.support.c_api import SavedModelSession
 
-        # TF Serving's own loader (LoadSavedModel through the C API), as export/c_api.py runs it.
+        # TF Serving's own loader (LoadSavedModel through the C API), as tests/support/c_api.py runs it.
         session = SavedModelSession(version_dir)
         paths = {"Keras eager": lambda s: function.python_function(*positional(s))["rgb"].numpy(),
                  "tf.function": lambda s: function(*positional(s))["rgb"].numpy(),

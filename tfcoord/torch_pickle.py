@@ -16,6 +16,7 @@ the same way (:func:`load_legacy`). Anything else needs torch itself: :func:`loa
 from __future__ import annotations
 
 import collections
+import io
 import pickle
 import zipfile
 from pathlib import Path
@@ -52,11 +53,6 @@ class _StorageType:
         self.dtype = STORAGE_DTYPES[name]
 
 
-def _bfloat16_to_float32(raw: bytes) -> np.ndarray:
-    bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
-    return bits.view(np.float32)
-
-
 def _rebuild_tensor(storage, storage_offset, size, stride, *unused):
     size, stride = tuple(size), tuple(stride)
     if not size:
@@ -75,17 +71,13 @@ def _rebuild_parameter(data, *unused):
     return data
 
 
-def _identity_tuple(*args):
-    return tuple(args)
-
-
 _ALLOWED = {
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
     ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
     ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
-    ("torch", "Size"): _identity_tuple,
+    ("torch", "Size"): lambda *args: tuple(args),
     ("builtins", "set"): set,
     ("builtins", "frozenset"): frozenset,
     ("builtins", "slice"): slice,
@@ -116,7 +108,7 @@ class _Unpickler(pickle.Unpickler):
             if dtype is None:  # UntypedStorage (bytes): the dtype comes with the tensor; keep bytes as uint8
                 array = np.frombuffer(raw, np.uint8)
             elif dtype == "bfloat16":
-                array = _bfloat16_to_float32(raw)
+                array = (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
             else:
                 array = np.frombuffer(raw, np.dtype(dtype).newbyteorder("<" if self.byteorder == "little" else ">"))
                 array = array.astype(np.dtype(dtype).newbyteorder("="), copy=False)
@@ -137,12 +129,8 @@ def load_zip(path) -> object:
             if not pickles:
                 raise UserError(f"{path} is a zip archive but not a PyTorch checkpoint (no data.pkl inside)")
             prefix = pickles[0][: -len("/data.pkl")] if "/" in pickles[0] else ""
-            names = set(archive.namelist())
-            byteorder = "little"
-            if f"{prefix}/byteorder" in names:
-                byteorder = archive.read(f"{prefix}/byteorder").decode().strip() or "little"
-            import io
-
+            has_order = f"{prefix}/byteorder" in archive.namelist()
+            byteorder = (archive.read(f"{prefix}/byteorder").decode().strip() if has_order else "") or "little"
             unpickler = _Unpickler(io.BytesIO(archive.read(pickles[0])), archive, prefix, byteorder)
             return unpickler.load()
     except UserError:
@@ -175,11 +163,7 @@ class _LegacyUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         if (module, name) in (("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_tensor")):
             return lambda storage, offset, size, stride, *unused: _PendingTensor(storage, offset, size, stride)
-        if module == "torch" and name in STORAGE_DTYPES:
-            return _StorageType(name)
-        if (module, name) in _ALLOWED:
-            return _ALLOWED[(module, name)]
-        return OpaqueObject
+        return _Unpickler.find_class(self, module, name)
 
     def persistent_load(self, pid):
         if not (isinstance(pid, tuple) and len(pid) >= 6 and pid[0] == "storage"):

@@ -9,8 +9,8 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2, prediction_service_pb2_grpc
 
-from export import c_api
-from export.c_api import CApiError, SavedModelSession
+from tests.support import c_api
+from tests.support.c_api import CApiError, SavedModelSession
 from export.server_files import WARMUP_FILE, tile_batch, warmup_signatures
 from export_cases import example_inputs, exported  # noqa: F401 (fixture)
 from tests.support.serving import ModelStore, grpc_server
