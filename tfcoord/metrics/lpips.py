@@ -78,10 +78,6 @@ def find_weight_files(directory) -> tuple[Path, Path]:
     return trunk, linear
 
 
-def _strip_prefix(state: dict) -> dict:
-    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
-
-
 def _state_dict(path: Path) -> dict:
     from tfcoord import torch_pickle
 
@@ -90,7 +86,7 @@ def _state_dict(path: Path) -> dict:
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise UserError(f"{path} does not hold a state dict (a name -> tensor mapping)")
-    return _strip_prefix(state)
+    return {key.removeprefix("module."): value for key, value in state.items()}
 
 
 def _tensor(state: dict, key: str, path: Path) -> np.ndarray:

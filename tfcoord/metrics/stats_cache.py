@@ -33,9 +33,10 @@ CACHE_DIR_ENV = "TFCOORD_CACHE_DIR"
 PROTOCOL = 1  # bump when the way real images are read or featurised changes
 
 
-def cache_root() -> Path:
+def cache_root(kind: str = "stats") -> Path:
+    """``$TFCOORD_CACHE_DIR/<kind>`` (default ``~/.cache/tfcoord/<kind>``)."""
     base = os.environ.get(CACHE_DIR_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "tfcoord")
-    return Path(base) / "stats"
+    return Path(base) / kind
 
 
 def data_fingerprint(spec: str) -> dict:

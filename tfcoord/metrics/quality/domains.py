@@ -73,23 +73,15 @@ def _landscapes(first, count, height, width) -> GroundTruth:
 _RENDERERS = {"synthetic-birds": _birds, "synthetic-landscapes": _landscapes}
 
 
-def _bird_classes():
-    from tfcoord.data.synthetic_birds import PART_CLASSES
-
-    return PART_CLASSES
-
-
-def _landscape_classes():
-    from tfcoord.data.synthetic_landscapes import CLASSES
-
-    return CLASSES
-
-
 def get_domain(name: str) -> Domain:
     """The domain of the ``--data`` source ``name``."""
     if name == "synthetic-birds":
-        return Domain(name, tuple(_bird_classes()), (64, 64))
+        from tfcoord.data.synthetic_birds import PART_CLASSES
+
+        return Domain(name, tuple(PART_CLASSES), (64, 64))
     if name == "synthetic-landscapes":
-        return Domain(name, tuple(_landscape_classes()), (32, 32))
+        from tfcoord.data.synthetic_landscapes import CLASSES
+
+        return Domain(name, tuple(CLASSES), (32, 32))
     raise UserError(f"the quality evaluator knows the embedded sources only ({', '.join(_RENDERERS)}), "
                     f"not {name!r}")

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from tfcoord.metrics.quality.domains import Domain, get_domain
-from tfcoord.metrics.stats_cache import CACHE_DIR_ENV
+from tfcoord.metrics.stats_cache import cache_root
 
 PROTOCOL = 3  # bump when the architecture, the training loop or the embedding changes
 GRID_CELLS = 4  # cells per side of the pooled class-probability layout in the embedding
@@ -73,11 +73,6 @@ class Recipe:
         description = {"protocol": PROTOCOL, "recipe": dataclasses.asdict(self), "classes": list(domain.classes),
                        "size": list(domain.size), "renders_sha256": fingerprint.hexdigest()}
         return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()
-
-
-def cache_folder() -> Path:
-    base = os.environ.get(CACHE_DIR_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "tfcoord")
-    return Path(base) / "quality"
 
 
 def build_classifier(recipe: Recipe, num_classes: int):
@@ -210,7 +205,7 @@ def train(domain: Domain, recipe: Recipe):
 
 def load_or_train(domain_name: str, recipe: Recipe | None = None, use_cache: bool = True,
                   folder=None) -> FeatureNetwork:
-    """The feature network of ``domain_name``: from the cache (``folder``, default :func:`cache_folder`), or
+    """The feature network of ``domain_name``: from the cache (``folder``, default ``$TFCOORD_CACHE_DIR/quality``), or
     trained now (and cached).
 
     ``network.info["cached"]`` says which; ``info`` also holds the held-out pixel accuracy and
@@ -219,7 +214,7 @@ def load_or_train(domain_name: str, recipe: Recipe | None = None, use_cache: boo
     domain = get_domain(domain_name)
     recipe = recipe or Recipe.for_domain(domain_name)
     key = recipe.key(domain)
-    stem = Path(folder or cache_folder()) / f"{domain_name}-{key[:16]}"
+    stem = Path(folder or cache_root("quality")) / f"{domain_name}-{key[:16]}"
     weights, record = stem.with_name(stem.name + ".weights.h5"), stem.with_name(stem.name + ".json")
     if use_cache and weights.exists() and record.exists():
         info = json.loads(record.read_text())
