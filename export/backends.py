@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from export.saved_model import DESCRIBE, DESCRIPTION_ASSET
+from export.server_files import served_versions
 from tfcoord.errors import UserError
 
 GRPC_TRANSIENT = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED")
@@ -128,12 +129,11 @@ def resolve_version_dir(path) -> Path:
     path = Path(path)
     if (path / "saved_model.pb").is_file():
         return path
-    versions = sorted((int(p.name), p) for p in path.glob("*") if p.name.isdigit() and (p / "saved_model.pb").is_file()) \
-        if path.is_dir() else []
+    versions = served_versions(path)
     if not versions:
         raise UserError(f"{path} is neither a SavedModel nor a model base folder with version folders "
                         "(<path>/1/saved_model.pb); pass the --out folder of python -m export.saved_model")
-    return versions[-1][1]
+    return path / str(versions[-1])
 
 
 class SavedModelBackend(Backend):
@@ -146,17 +146,13 @@ class SavedModelBackend(Backend):
         self.name = str(self.path)
         self.signatures = tf.saved_model.load(str(self.path)).signatures
 
-    def _signature(self, signature):
-        if signature not in self.signatures:
-            raise missing_signature(self.name, signature, f"it has {', '.join(visible(self.signatures))}")
-        return self.signatures[signature]
-
     def predict(self, signature, inputs):
         import tensorflow as tf
 
-        function = self._signature(signature)
+        if signature not in self.signatures:
+            raise missing_signature(self.name, signature, f"it has {', '.join(visible(self.signatures))}")
         try:
-            outputs = function(**{name: tf.constant(value) for name, value in inputs.items()})
+            outputs = self.signatures[signature](**{name: tf.constant(value) for name, value in inputs.items()})
         except (TypeError, ValueError, tf.errors.InvalidArgumentError) as err:
             raise UserError(f"signature '{signature}' of {self.name} refused the inputs: "
                             f"{str(err).splitlines()[0][:300]}") from None

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from export.server_files import MODEL_NAME
 from tfcoord import cli
 from tfcoord.errors import UserError
 from tfcoord.generation.tiles import check_side
@@ -46,7 +47,6 @@ from tfcoord.generation.tiles import check_side
 FORMATS = {".png": "png", ".tif": "tiff", ".tiff": "tiff", ".dzi": "dzi"}
 MAX_BATCH = 4096
 MAX_IN_FLIGHT = 256
-MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(\d+)$")
 
 

@@ -121,12 +121,7 @@ def serving_module(model, description: dict, *, patch_size=None, batch_size=None
     with frozen_spectral_norm(model.network_items().values()):
         concrete = {name: fn.get_concrete_function() for name, fn in functions.items()}
         # Raw variables, each once, in a stable order: what the C++ loader restores (P2, P4).
-        variables, seen = [], set()
-        for cf in concrete.values():
-            for variable in cf.variables:
-                if id(variable) not in seen:
-                    seen.add(id(variable))
-                    variables.append(variable)
+        variables = list({id(v): v for cf in concrete.values() for v in cf.variables}.values())
     with_describe = names is None or DESCRIBE in names
 
     description = json.loads(json.dumps(description))  # a copy, and proof that it is JSON

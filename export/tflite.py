@@ -54,16 +54,21 @@ FORBIDDEN_OPS = ("VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE")
 GEOMETRY_STOPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV"})
 
 
-def geometry_nodes(blob: bytes, inputs) -> list[str]:
-    """The output tensor names of the ops of ``blob`` that compute only from the signature inputs ``inputs`` (and
-    constants), convolutions excepted: the geometry of a box or of keypoints, up to where it meets features."""
+def _interpreter(blob: bytes):
+    """An interpreter of ``blob``, its tensors' details by index and its ops in execution order."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_content=blob)
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    return interpreter, tensors, interpreter._get_ops_details()  # private API, pinned version
+
+
+def geometry_nodes(blob: bytes, inputs) -> list[str]:
+    """The output tensor names of the ops of ``blob`` that compute only from the signature inputs ``inputs`` (and
+    constants), convolutions excepted: the geometry of a box or of keypoints, up to where it meets features."""
+    interpreter, tensors, ops = _interpreter(blob)
     graph_inputs = interpreter.get_signature_runner(SIGNATURE).get_input_details()
     derived = {graph_inputs[name]["index"] for name in inputs if name in graph_inputs}
-    ops = interpreter._get_ops_details()  # private API, pinned version; in execution order
     computed = {i for op in ops for i in op["outputs"]} | {d["index"] for d in graph_inputs.values()}
     names = []
     for op in ops:
@@ -110,16 +115,14 @@ def convert(saved_model_dir, quantize: str, representative=None, float_inputs=()
 
 def inspect(blob: bytes) -> dict:
     """Op names, signatures and tensor shapes of a TFLite model (read with ai_edge_litert)."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_content=blob)
+    interpreter, _, ops = _interpreter(blob)
     runner = interpreter.get_signature_runner(SIGNATURE)
 
     def shapes(details):
         return {name: {"shape": [int(d) for d in info["shape_signature"]], "dtype": info["dtype"].__name__}
                 for name, info in details.items()}
 
-    return {"ops": sorted({op["op_name"] for op in interpreter._get_ops_details()}),  # private API, pinned version
+    return {"ops": sorted({op["op_name"] for op in ops}),
             "signatures": sorted(interpreter.get_signature_list()),
             "inputs": shapes(runner.get_input_details()), "outputs": shapes(runner.get_output_details())}
 
@@ -167,11 +170,8 @@ def representative_inputs(model, description: dict, batch: int, rows: int = REPR
 
 def float_ops(blob: bytes) -> list[str]:
     """The ops of a quantised model that still compute in float32 (DEQUANTIZE, which makes the output, excepted)."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_content=blob)
-    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
-    return sorted({op["op_name"] for op in interpreter._get_ops_details()  # private API, pinned version
+    _, tensors, ops = _interpreter(blob)
+    return sorted({op["op_name"] for op in ops
                    if op["op_name"] != "DEQUANTIZE" and any(tensors[i]["dtype"] is np.float32 for i in op["outputs"])})
 
 
@@ -197,12 +197,9 @@ def gpu_delegate_report(blob: bytes) -> dict:
     between float32, int32 and bool). Not checked: options (strided-slice masks, activations) and broadcast
     shapes, so a clean report is necessary, not sufficient.
     """
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_content=blob)
-    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    _, tensors, ops = _interpreter(blob)
     unsupported = {}
-    for op in interpreter._get_ops_details():  # private API, pinned version
+    for op in ops:
         name, inputs = op["op_name"], [tensors[i] for i in op["inputs"] if i >= 0]
         reason = None
         if name not in GPU_DELEGATE_OPS:

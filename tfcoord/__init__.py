@@ -15,25 +15,16 @@ __version__ = "0.1.0"
 __all__ = ["Run", "UserError", "export_saved_model", "export_tflite", "load_run", "train", "__version__"]
 
 
+# Public names and where they live, imported on first use.
+_LAZY = {"Run": "tfcoord.api", "load_run": "tfcoord.api", "UserError": "tfcoord.errors",
+         "export_saved_model": "export.saved_model", "export_tflite": "export.tflite"}
+
+
 def __getattr__(name):
+    import importlib
+
     if name == "train":  # the module of python -m tfcoord.train, callable as the API function (see there)
-        import importlib
-
         return importlib.import_module("tfcoord.train")
-    if name in ("Run", "load_run"):
-        from tfcoord import api
-
-        return getattr(api, name)
-    if name == "UserError":
-        from tfcoord.errors import UserError
-
-        return UserError
-    if name == "export_saved_model":
-        from export.saved_model import export_saved_model
-
-        return export_saved_model
-    if name == "export_tflite":
-        from export.tflite import export_tflite
-
-        return export_tflite
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'tfcoord' has no attribute {name!r}")

@@ -21,12 +21,6 @@ def warmup_decay(decay, step):
     return ops.minimum(decay, (1.0 + step) / (10.0 + step))
 
 
-def update_moving_average(average_network, network, decay) -> None:
-    """``e <- decay e + (1 - decay) w`` for every weight of ``network`` and its twin in ``average_network``."""
-    for average, weight in zip(average_network.weights, network.weights):
-        average.assign(decay * average + (1.0 - decay) * weight)
-
-
 def ema_step(average_network, network, decay, warmup_step=None) -> None:
     """One EMA update after G's step; nothing when the model keeps no average (``average_network`` None).
 
@@ -37,4 +31,5 @@ def ema_step(average_network, network, decay, warmup_step=None) -> None:
         return
     if warmup_step is not None:
         decay = warmup_decay(decay, warmup_step)
-    update_moving_average(average_network, network, decay)
+    for average, weight in zip(average_network.weights, network.weights):  # e <- decay e + (1 - decay) w
+        average.assign(decay * average + (1.0 - decay) * weight)
