@@ -27,6 +27,7 @@ the next older checkpoint, with a warning, when the newest one is damaged.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -282,10 +283,8 @@ class CheckpointKeeper:
             kept = ([p for p in self.prefixes if p != prefix] + [prefix])[-self.max_to_keep:]
             write_list(self.directory, kept)
         except (OSError, tf.errors.OpError, CorruptCheckpoint) as err:
-            try:
+            with contextlib.suppress(OSError):
                 _delete_files(prefix)
-            except OSError:
-                pass
             last = self.latest_step()
             kept_note = (f"the earlier checkpoints are intact (newest: step {last})" if last is not None
                          else "no earlier checkpoint exists")

@@ -156,10 +156,8 @@ class Trainer:
                                     f"({describe_write_error(err)}); choose another --out") from None
         finally:
             for folder in created:  # leave no empty run folder behind if a later check fails
-                try:
+                with contextlib.suppress(OSError):
                     folder.rmdir()
-                except OSError:
-                    pass
 
     @contextlib.contextmanager
     def _writing(self, what: str):
@@ -374,10 +372,8 @@ class Trainer:
                 signal.signal(sig, previous)
             # A full disk may also fail these; the error that stopped the run is the one to report.
             for close in (writer.close, log_file.close):
-                try:
+                with contextlib.suppress(OSError, tf.errors.OpError):
                     close()
-                except (OSError, tf.errors.OpError):
-                    pass
         return total
 
     def _on_nonfinite(self, losses, step, log_file) -> int:
@@ -480,8 +476,6 @@ class Trainer:
 
         previous = {}
         for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
+            with contextlib.suppress(ValueError):  # not the main thread
                 previous[sig] = signal.signal(sig, handler)
-            except ValueError:  # not the main thread
-                pass
         return previous
