@@ -155,8 +155,8 @@ class SNConv2D(_SpectralNormalized):
         >>> y = conv(keras.random.normal((2, 8, 8, 3)), training=True)
     """
 
-    def __init__(self, filters, kernel_size, strides=1, padding="same", use_bias=True, kernel_initializer="he_normal",
-                 grad_through_uv=False, **kwargs):
+    def __init__(self, filters, kernel_size, strides=1, padding="same", use_bias=True,
+                 kernel_initializer="he_normal", grad_through_uv=False, **kwargs):
         super().__init__(use_bias, kernel_initializer, grad_through_uv, **kwargs)
         if padding not in ("same", "valid"):
             raise ValueError(f"padding must be 'same' or 'valid', got {padding!r}")

@@ -205,8 +205,8 @@ def train(domain: Domain, recipe: Recipe):
 
 def load_or_train(domain_name: str, recipe: Recipe | None = None, use_cache: bool = True,
                   folder=None) -> FeatureNetwork:
-    """The feature network of ``domain_name``: from the cache (``folder``, default ``$TFCOORD_CACHE_DIR/quality``), or
-    trained now (and cached).
+    """The feature network of ``domain_name``: from the cache (``folder``, default
+    ``$TFCOORD_CACHE_DIR/quality``), or trained now (and cached).
 
     ``network.info["cached"]`` says which; ``info`` also holds the held-out pixel accuracy and
     mean IoU and the training time of the cached network.
