@@ -27,7 +27,7 @@ def parse_models(pairs) -> dict:
     for pair in pairs:
         name, sep, folder = pair.partition("=")
         if not sep or not name or not folder:
-            raise UserError(f"expected NAME=DIR, got {pair!r}; e.g. cips=serving/cips")
+            raise UserError(f"expected NAME=DIR, got {pair!r}; e.g. faces=serving/faces")
         if name in models:
             raise UserError(f"model name {name!r} is given twice ({models[name]} and {folder}); names must differ")
         models[name] = Path(folder)

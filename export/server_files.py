@@ -147,7 +147,7 @@ def model_server_config(models: dict, server_root=None, keep: int = 1):
     if keep < 1:
         raise UserError(f"--keep must be at least 1 (versions served per model), got {keep}")
     if not models:
-        raise UserError("no model given; pass NAME=DIR, e.g. cips=serving/cips (the --out folder of "
+        raise UserError("no model given; pass NAME=DIR, e.g. faces=serving/faces (the --out folder of "
                         "python -m export.saved_model)")
     served, folders = {}, {}
     for name, base in models.items():  # every check before the serving protos import TensorFlow
