@@ -162,7 +162,3 @@ class CoordinateEmbedding(keras.layers.Layer):
 
     def compute_output_shape(self, coords_shape):
         return tuple(coords_shape[:-1]) + (self.channels,)
-
-    def get_config(self):
-        return {**super().get_config(), "size": self.size, "channels": self.channels,
-                "sampling": self.sampling, "wrap_x": self.wrap_x}

@@ -95,9 +95,6 @@ class StyledDense(keras.layers.Layer):
                 out = ops.concatenate([ops.leaky_relu(y[..., 0::2], 0.2), ops.sin(y[..., 1::2])], axis=-1) * SQRT2
         return (out, None) if return_scale else out
 
-    def get_config(self):
-        return {**super().get_config(), "units": self.units, "activation": self.activation}
-
 
 @keras.saving.register_keras_serializable(package="tfcoord")
 class StyledResBlock(keras.layers.Layer):
@@ -107,7 +104,6 @@ class StyledResBlock(keras.layers.Layer):
         super().__init__(**kwargs)
         self.in_channels = in_channels
         self.units = units
-        self.activation = activation
         self.conv1 = StyledDense(units, activation, name="conv1")
         self.conv2 = StyledDense(units, activation, name="conv2")
         self.skip = EqualLinear(units, use_bias=False, name="skip") if in_channels != units else None
@@ -127,10 +123,6 @@ class StyledResBlock(keras.layers.Layer):
         out = self.conv2(hidden, style, noise2, input_scale=scale)
         skip = x if self.skip is None else self.skip(x)
         return (out + skip) * (1.0 / SQRT2)
-
-    def get_config(self):
-        return {**super().get_config(), "in_channels": self.in_channels, "units": self.units,
-                "activation": self.activation}
 
 
 @keras.saving.register_keras_serializable(package="tfcoord")
@@ -300,14 +292,6 @@ class CipsGenerator(keras.layers.Layer):
 
     def compute_output_spec(self, z, coords, noise=None, training=False):
         return keras.KerasTensor(tuple(coords.shape[:-1]) + (3,), coords.dtype)
-
-    def get_config(self):
-        return {**super().get_config(), "size": self.size, "hidden_size": self.hidden_size,
-                "style_dim": self.style_dim, "n_mlp": self.n_mlp, "lr_mlp": self.lr_mlp,
-                "channel_multiplier": self.channel_multiplier, "width_multiplier": self.width_multiplier,
-                "architecture": self.architecture, "activation": self.activation, "coord_dim": self.coord_dim,
-                "use_fourier": self.use_fourier, "use_embedding": self.use_embedding,
-                "embedding_sampling": self.embedding_sampling}
 
 
 def build_generator(model_cfg, name: str = "generator") -> CipsGenerator:

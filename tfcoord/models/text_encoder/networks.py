@@ -104,9 +104,6 @@ class FixedGru(keras.layers.Layer):
             total = total + hidden
         return total / sequence.shape[1] if self.average_states else hidden
 
-    def get_config(self):
-        return {**super().get_config(), "units": self.units, "average_states": self.average_states}
-
 
 @keras.saving.register_keras_serializable(package="tfcoord")
 class CharCnnGru(keras.layers.Layer):
@@ -169,10 +166,6 @@ class CharCnnGru(keras.layers.Layer):
                 x = ops.max_pool(x, pool_size=pool[0], strides=pool[1], padding="valid")
         return self.projection(self.gru(x))
 
-    def get_config(self):
-        return {**super().get_config(), "embedding_dim": self.embedding_dim, "channels": self.channels,
-                "doc_length": self.doc_length, "final_pool": self.final_pool, "average_states": self.average_states}
-
 
 @keras.saving.register_keras_serializable(package="tfcoord")
 class HashedNgramEncoder(keras.layers.Layer):
@@ -222,10 +215,6 @@ class HashedNgramEncoder(keras.layers.Layer):
             count = count + ops.sum(weight, axis=1)
         return total / ops.sqrt(ops.maximum(count, 1.0))
 
-    def get_config(self):
-        return {**super().get_config(), "embedding_dim": self.embedding_dim, "ngram_sizes": self.ngram_sizes,
-                "seed": self.seed}
-
 
 @keras.saving.register_keras_serializable(package="tfcoord")
 class ImageEncoder(keras.layers.Layer):
@@ -255,7 +244,3 @@ class ImageEncoder(keras.layers.Layer):
         for conv in self.convs:
             x = ops.leaky_relu(conv(x), 0.2)
         return self.projection(ops.mean(x, axis=(1, 2)))
-
-    def get_config(self):
-        return {**super().get_config(), "embedding_dim": self.embedding_dim, "width": self.width,
-                "image_size": self.image_size}
