@@ -106,11 +106,15 @@ def foveated_render(sampler, style, height: int, width: int, gaze=(0.0, 0.0), fo
     return images, mask, int(len(rows))
 
 
+def check_cylindrical(model_cfg):
+    if model_cfg.coordinate_system != "cylindrical":
+        raise UserError("a panorama needs a CIPS run trained with model.coordinate_system=cylindrical "
+                        "(e.g. the panorama_tiny preset)")
+
+
 def panorama(sampler, style, height: int, width: int) -> np.ndarray:
     """A 360 degree panorama (B, H, W, 3) from a cylindrical model: column W would equal column 0."""
-    if sampler.model_cfg.coordinate_system != "cylindrical":
-        raise UserError("panoramas need a model trained with model.coordinate_system=cylindrical "
-                        "(e.g. the panorama_tiny preset)")
+    check_cylindrical(sampler.model_cfg)
     _check_size(height, width)
     coords = np.broadcast_to(sampler.grid(height, width), (len(style), height, width, 3))
     return sampler.render(style, coords)

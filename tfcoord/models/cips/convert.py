@@ -48,24 +48,19 @@ def _scalar(w):
     return np.asarray(w).reshape(())
 
 
+def _to_rgb_map(layer, prefix: str, bias_name: str = "bias") -> dict:
+    return {
+        f"{prefix}.conv.weight": (layer.conv.kernel, _modulated),
+        f"{prefix}.conv.modulation.weight": (layer.conv.modulation_kernel, _linear),
+        f"{prefix}.conv.modulation.bias": (layer.conv.modulation_bias, _squeeze_vector),
+        f"{prefix}.{bias_name}": (layer.bias, _squeeze_vector),
+    }
+
+
 def _styled_dense_map(layer, prefix: str) -> dict:
-    bias_name = f"{prefix}.activate.bias" if layer.activation == "lrelu" else f"{prefix}.bias"
-    return {
-        f"{prefix}.conv.weight": (layer.conv.kernel, _modulated),
-        f"{prefix}.conv.modulation.weight": (layer.conv.modulation_kernel, _linear),
-        f"{prefix}.conv.modulation.bias": (layer.conv.modulation_bias, _squeeze_vector),
-        f"{prefix}.noise.weight": (layer.noise.strength, _scalar),
-        bias_name: (layer.bias, _squeeze_vector),
-    }
-
-
-def _to_rgb_map(layer, prefix: str) -> dict:
-    return {
-        f"{prefix}.conv.weight": (layer.conv.kernel, _modulated),
-        f"{prefix}.conv.modulation.weight": (layer.conv.modulation_kernel, _linear),
-        f"{prefix}.conv.modulation.bias": (layer.conv.modulation_bias, _squeeze_vector),
-        f"{prefix}.bias": (layer.bias, _squeeze_vector),
-    }
+    """A ToRGB's entries plus the noise strength; with "lrelu" the bias is the official FusedLeakyReLU's."""
+    bias_name = "activate.bias" if layer.activation == "lrelu" else "bias"
+    return {**_to_rgb_map(layer, prefix, bias_name), f"{prefix}.noise.weight": (layer.noise.strength, _scalar)}
 
 
 def generator_weight_map(generator) -> dict:

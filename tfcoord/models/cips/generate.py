@@ -104,10 +104,8 @@ def generate(model, args, out: Path) -> list[Path]:
     from tfcoord.models.cips import applications
 
     cfg = model.config.model
-    cylindrical = cfg.coordinate_system == "cylindrical"
-    if args.panorama and not cylindrical:
-        raise UserError("--panorama needs a run trained with model.coordinate_system=cylindrical "
-                        "(e.g. the panorama_tiny preset)")
+    if args.panorama:
+        applications.check_cylindrical(cfg)
     height, width = args.size or (cfg.size, 4 * cfg.size if args.panorama else cfg.size)
     sampler = model.sampler
     z = sampler.latents(args.seed, args.num)

@@ -185,20 +185,16 @@ class CipsGenerator(keras.layers.Layer):
         self.autocast = False
         self.channels = stage_channels(architecture, size, channel_multiplier, width_multiplier)
         self.input_channels = hidden_size * (int(use_fourier) + int(use_embedding))
-        first = self.channels[0]
+        self.conv1 = StyledDense(self.channels[0], activation, name="conv1")
         if architecture == "skip":
-            self.conv1 = StyledDense(first, activation, name="conv1")
             self.linears, self.to_rgbs = [], []
-            in_channels = first
             for i, out_channels in enumerate(self.channels):
                 self.linears.append(StyledDense(out_channels, activation, name=f"linear_{2 * i}"))
                 self.linears.append(StyledDense(out_channels, activation, name=f"linear_{2 * i + 1}"))
                 self.to_rgbs.append(ToRGB(name=f"to_rgb_{i}"))
-                in_channels = out_channels
             self.num_noise_layers = 1 + len(self.linears)
         else:
-            self.conv1 = StyledDense(first, activation, name="conv1")
-            self.blocks, in_channels = [], first
+            self.blocks, in_channels = [], self.channels[0]
             for i, out_channels in enumerate(self.channels):
                 self.blocks.append(StyledResBlock(in_channels, out_channels, activation, name=f"resblock_{i}"))
                 in_channels = out_channels

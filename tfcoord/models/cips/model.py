@@ -73,8 +73,6 @@ class Cips(CipsTraining, CoordinateGan):
 
         return CipsCanvas(self, width, height, seed, panorama=panorama, checkpoint=checkpoint, xla=xla)
 
-    def serving_functions(self, patch_size=None):
-        return serving.serving_functions(self, patch_size)
-
-    def serving_description(self):
-        return serving.serving_description(self)
+    # The serving module's functions take the model first: they are its methods.
+    serving_functions = serving.serving_functions
+    serving_description = serving.serving_description

@@ -141,8 +141,6 @@ class Gawwn(GawwnTraining, CoordinateGan):
         return drawing.sample_grid_images(self.sampler, elements, np.asarray(self.real_conditions(elements)), seed,
                                           num)
 
-    def serving_functions(self, patch_size=None):
-        return serving.serving_functions(self, patch_size)
-
-    def serving_description(self):
-        return serving.serving_description(self)
+    # The serving module's functions take the model first: they are its methods.
+    serving_functions = serving.serving_functions
+    serving_description = serving.serving_description

@@ -91,6 +91,15 @@ def load_image_features(path, source: str, embedding_dim: int, projection: bool)
     return table
 
 
+def encode_text_signature(encoder, doc_length: int):
+    """The ``encode_text`` serving signature of a text encoder (also exported by GAWWN runs that have one)."""
+    @tf.function(input_signature=[tf.TensorSpec([None, doc_length], tf.int32, name="tokens")])
+    def encode_text(tokens):
+        return {"text_embedding": encoder(tokens, training=False)}
+
+    return encode_text
+
+
 class TextEncoderModel(TrainableModel):
     """The text encoder for the trainer (its progress image is a caption-image score map) and the exporter."""
 
@@ -235,13 +244,6 @@ class TextEncoderModel(TrainableModel):
         tokens = tokenize_all(list(captions), self.config.model.doc_length)
         return np.asarray(self.text_encoder(tokens, training=False))
 
-    def _evaluation_batches(self, num: int, batch_size: int):
-        from tfcoord.data import make_dataset
-
-        data = make_dataset(self.config.data.source, image_size=self.image_size(), batch_size=batch_size,
-                            seed=self.config.train.seed + EVALUATION_SEED_OFFSET, training=False)
-        return data.take(max(1, num // batch_size))
-
     def zero_shot(self, num_images: int = 512, batch_size: int = 64, held_out: bool = True) -> dict:
         """Zero-shot classification and retrieval on evaluation images, as the paper scores them.
 
@@ -257,9 +259,12 @@ class TextEncoderModel(TrainableModel):
         Returns:
             {"top1", "map", "chance" (1 / classes), "classes", "images"}.
         """
+        from tfcoord.data import make_dataset
+
+        data = make_dataset(self.config.data.source, image_size=self.image_size(), batch_size=batch_size,
+                            seed=self.config.train.seed + EVALUATION_SEED_OFFSET, training=False)
         images, labels, class_texts = [], [], {}
-        for batch in self._evaluation_batches(num_images, batch_size):
-            batch = {k: v for k, v in batch.items()}
+        for batch in data.take(max(1, num_images // batch_size)):
             keep = self.trained_class(batch["label"]).numpy() == (0.0 if held_out else 1.0)
             if not keep.any():
                 continue
@@ -326,14 +331,7 @@ class TextEncoderModel(TrainableModel):
         return to_uint8(rgb * 2.0 - 1.0)
 
     def serving_functions(self, patch_size=None):
-        cfg = self.config.model
-        encoder = self.text_encoder
-
-        @tf.function(input_signature=[tf.TensorSpec([None, cfg.doc_length], tf.int32, name="tokens")])
-        def encode_text(tokens):
-            return {"text_embedding": encoder(tokens, training=False)}
-
-        return {"encode_text": encode_text}
+        return {"encode_text": encode_text_signature(self.text_encoder, self.config.model.doc_length)}
 
     def serving_description(self):
         from tfcoord.data.gawwn.captions import ALPHABET

@@ -37,6 +37,7 @@ recurrent ones) and zero biases instead. ``keras.ops`` only.
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
 
 from tfcoord.data.gawwn.captions import ALPHABET_SIZE
@@ -148,13 +149,11 @@ class CharCnnGru(keras.layers.Layer):
         return steps_after_cnn(self.doc_length, self.final_pool)
 
     def build(self, input_shape):
-        length, width = self.doc_length, ALPHABET_SIZE
-        for conv, pool in zip(self.convs, _pools(self.final_pool)):
-            conv.build((None, length, width))
-            length, width = length - KERNEL_SIZE + 1, conv.filters
-            if pool is not None:
-                length = (length - pool[0]) // pool[1] + 1
-        self.gru.build((None, length, width))
+        width = ALPHABET_SIZE
+        for conv in self.convs:
+            conv.build((None, None, width))
+            width = conv.filters
+        self.gru.build((None, self.steps, width))
         self.projection.build((None, width))
 
     def call(self, tokens):
@@ -188,8 +187,6 @@ class HashedNgramEncoder(keras.layers.Layer):
     def __init__(self, embedding_dim: int = 1024, ngram_sizes=(3, 6), seed: int = 2016, **kwargs):
         super().__init__(**kwargs)
         self.embedding_dim, self.ngram_sizes, self.seed = embedding_dim, tuple(ngram_sizes), seed
-        import numpy as np
-
         rng = np.random.default_rng(seed)
         self._scale = rng.integers(1, 32768, embedding_dim).astype("int32")
         self._shift = rng.integers(0, self.PRIME, embedding_dim).astype("int32")
