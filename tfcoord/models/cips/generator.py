@@ -158,20 +158,9 @@ class CipsGenerator(keras.layers.Layer):
             raise ValueError(f"coord_dim must be 2 or 3, got {coord_dim}")
         if not (use_fourier or use_embedding):
             raise ValueError("CIPS needs Fourier features or the coordinate embedding (or both)")
-        self.size = size
-        self.hidden_size = hidden_size
-        self.style_dim = style_dim
-        self.n_mlp = n_mlp
-        self.lr_mlp = lr_mlp
-        self.channel_multiplier = channel_multiplier
-        self.width_multiplier = width_multiplier
-        self.architecture = architecture
-        self.activation = activation
-        self.coord_dim = coord_dim
-        self.use_fourier = use_fourier
-        self.use_embedding = use_embedding
-        self.embedding_sampling = embedding_sampling
-
+        # Keras 3 writes get_config from the constructor's arguments; these are the ones the methods read.
+        self.size, self.style_dim, self.architecture = size, style_dim, architecture
+        self.coord_dim, self.embedding_sampling = coord_dim, embedding_sampling
         self.mapping = MappingNetwork(style_dim, n_mlp, lr_mlp, name="mapping")
         # The coordinate layers compute in the variable dtype (float32) under mixed precision: in bfloat16 a
         # coordinate near 1 rounds past the table's last row (the embedding's gather index overflows: NaN

@@ -1,11 +1,4 @@
-"""CIPS: image generators with conditionally-independent pixel synthesis (Anokhin et al., CVPR 2021).
-
-The wiring of its parts: the networks (:mod:`~tfcoord.models.cips.generator`, StyleGAN2's
-discriminator), the training step (:mod:`~tfcoord.models.cips.training`), the sampler
-(:mod:`~tfcoord.models.cips.sampling`: latents, truncation, rendering at any coordinates),
-the canvas (:mod:`~tfcoord.models.cips.canvas`) and the serving signatures
-(:mod:`~tfcoord.models.cips.serving`).
-"""
+"""CIPS wired from its parts (listed in :mod:`tfcoord.models.cips`)."""
 
 from __future__ import annotations
 

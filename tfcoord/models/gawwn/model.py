@@ -14,6 +14,8 @@ and the serving signatures (:mod:`~tfcoord.models.gawwn.serving`).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from tfcoord.data.gawwn.parts import flip_order, part_names
@@ -55,18 +57,15 @@ class Gawwn(GawwnTraining, CoordinateGan):
         self.sampler = GawwnSampler(self.config, self.sampling_generator, self.text_encoder, self.keypoint_completer)
 
     def _build_networks(self):
-        cfg, text = self.config.model, self.config.text
-        K = len(self.parts)
-        if cfg.conditioning == "box":
-            self.generator = networks.box_generator(cfg, self.text_dim, name="generator")
-            self.discriminator = networks.box_discriminator(cfg, self.text_dim, name="discriminator")
-        else:
-            self.generator = networks.keypoint_generator(cfg, self.text_dim, K, name="generator")
-            self.discriminator = networks.keypoint_discriminator(cfg, self.text_dim, K, name="discriminator")
+        cfg, text, K = self.config.model, self.config.text, len(self.parts)
+        box = cfg.conditioning == "box"
+        generator = (functools.partial(networks.box_generator, cfg, self.text_dim) if box
+                     else functools.partial(networks.keypoint_generator, cfg, self.text_dim, K))
+        self.generator = generator(name="generator")
+        self.discriminator = (networks.box_discriminator(cfg, self.text_dim, name="discriminator") if box
+                              else networks.keypoint_discriminator(cfg, self.text_dim, K, name="discriminator"))
         if self.config.optim.g_ema_decay:
-            build = networks.box_generator if cfg.conditioning == "box" else (
-                lambda c, d, name: networks.keypoint_generator(c, d, K, name=name))
-            self.generator_ema = build(cfg, self.text_dim, name="generator_ema")
+            self.generator_ema = generator(name="generator_ema")
             self.generator_ema.set_weights(self.generator.get_weights())
         if cfg.keypoint_generator:
             self.keypoint_completer = networks.keypoint_completer(cfg, self.text_dim, K, name="keypoint_completer")
