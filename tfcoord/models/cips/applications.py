@@ -1,17 +1,10 @@
-"""CIPS applications (paper §4.3-4.5, Fig. 9-11; models.md §2.8) as library functions.
+"""CIPS applications (paper §4.3-4.5, Fig. 9-11; models.md §2.8) as library functions: tiles,
+super-resolution, foveated rendering, panoramas and per-pixel style fields.
 
 Every function takes a :class:`~tfcoord.models.cips.sampling.CipsSampler` (``Cips.sampler``,
 which draws with the EMA generator) and returns NumPy arrays in the nominal range [-1, 1]
-(not clipped):
-
-* :func:`generate_tiled` — an image assembled from independently generated tiles (equal to
-  one call on the whole grid: conditional independence);
-* :func:`super_resolve` — the same latent on a denser grid than the training size;
-* :func:`foveated_render` — G evaluated only on an irregular foveated point set, then filled
-  by interpolation; reports how many pixels were evaluated;
-* :func:`panorama` — a horizontally cyclic 360 degree image from a cylindrical model;
-* :func:`blend_styles` / :func:`style_field` / :func:`render_style_field` — per-pixel style
-  interpolation (each pixel depends only on its coordinate and its own style).
+(not clipped). Each pixel depends only on its coordinate and its own style (conditional
+independence): tiles assemble the one-call image, and styles may vary per pixel.
 """
 
 from __future__ import annotations

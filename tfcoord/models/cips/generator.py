@@ -115,9 +115,6 @@ class StyledResBlock(keras.layers.Layer):
         if self.skip is not None:
             self.skip.build((None, self.in_channels))
 
-    def build_for(self, style_dim: int):
-        self.build((None, self.in_channels), (None, style_dim))
-
     def call(self, x, style, noise1=None, noise2=None):
         hidden, scale = self.conv1(x, style, noise1, return_scale=True)
         out = self.conv2(hidden, style, noise2, input_scale=scale)
@@ -183,10 +180,8 @@ class CipsGenerator(keras.layers.Layer):
                 self.to_rgbs.append(ToRGB(name=f"to_rgb_{i}"))
             self.num_noise_layers = 1 + len(self.linears)
         else:
-            self.blocks, in_channels = [], self.channels[0]
-            for i, out_channels in enumerate(self.channels):
-                self.blocks.append(StyledResBlock(in_channels, out_channels, activation, name=f"resblock_{i}"))
-                in_channels = out_channels
+            self.blocks = [StyledResBlock(in_channels, out_channels, activation, name=f"resblock_{i}")
+                           for i, (in_channels, out_channels) in enumerate(self._stage_widths())]
             self.to_rgb_last = ToRGB(name="to_rgb_last")
             self.num_noise_layers = 1 + 2 * len(self.blocks)
 
@@ -199,16 +194,18 @@ class CipsGenerator(keras.layers.Layer):
             self.embedding.build()
         self.conv1.build_for(self.input_channels, s)
         if self.architecture == "skip":
-            in_channels = self.channels[0]
-            for i, out_channels in enumerate(self.channels):
+            for i, (in_channels, out_channels) in enumerate(self._stage_widths()):
                 self.linears[2 * i].build_for(in_channels, s)
                 self.linears[2 * i + 1].build_for(out_channels, s)
                 self.to_rgbs[i].build_for(out_channels, s)
-                in_channels = out_channels
         else:
             for block in self.blocks:
-                block.build_for(s)
+                block.build((None, block.in_channels), (None, s))
             self.to_rgb_last.build_for(self.channels[-1], s)
+
+    def _stage_widths(self):
+        """(input, output) channels of each stage."""
+        return zip(self.channels[:1] + self.channels[:-1], self.channels)
 
     # -- pieces ---------------------------------------------------------------------------------------
     def map(self, z):
