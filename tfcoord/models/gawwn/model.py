@@ -36,10 +36,8 @@ class Gawwn(GawwnTraining, CoordinateGan):
         super().__init__(config)
         self.parts = part_names(config.model.parts)
         self.flip_order = np.asarray(flip_order(self.parts), np.int32)
-        self.text_encoder = self.image_encoder = None
-        self.generator_ema = None
-        self.keypoint_completer = self.keypoint_critic = None
-        self.sampler = None
+        self.generator_ema = self.keypoint_completer = self.keypoint_critic = None
+        self.text_encoder = self.image_encoder = self.sampler = None
         self._sample_elements = None
         if config.text.train_encoder and config.text.encoder != "char-cnn-gru":
             raise UserError(f"text.train_encoder needs text.encoder=char-cnn-gru ({config.text.encoder} is fixed)")
@@ -109,19 +107,16 @@ class Gawwn(GawwnTraining, CoordinateGan):
                                 f"{key}={getattr(self.text_encoder, key)}; train the text encoder with that value")
         restore_networks_from_run({"text_encoder": self.text_encoder}, run_dir)
 
+    def _present(self, *names) -> dict:
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+
     def network_items(self):
-        items = {"generator": self.generator, "discriminator": self.discriminator}
-        for key in ("generator_ema", "keypoint_completer", "keypoint_critic", "text_encoder", "image_encoder"):
-            if getattr(self, key) is not None:
-                items[key] = getattr(self, key)
-        return items
+        return self._present("generator", "discriminator", "generator_ema", "keypoint_completer", "keypoint_critic",
+                             "text_encoder", "image_encoder")
 
     def checkpoint_items(self):
-        items = dict(self.network_items(), g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer)
-        for key in ("kg_optimizer", "kd_optimizer", "text_optimizer"):
-            if getattr(self, key) is not None:
-                items[key] = getattr(self, key)
-        return items
+        return {**self.network_items(),
+                **self._present("g_optimizer", "d_optimizer", "kg_optimizer", "kd_optimizer", "text_optimizer")}
 
     @property
     def sampling_generator(self):
