@@ -325,8 +325,7 @@ class TextEncoderModel(TrainableModel):
         scores, _ = self.scores(max(4, min(num, 32)))
         span = scores.max() - scores.min()
         normalised = (scores - scores.min()) / (span if span > 0 else 1.0)
-        cell = 8
-        heat = np.kron(normalised, np.ones((cell, cell)))
+        heat = np.kron(normalised, np.ones((8, 8)))  # 8 x 8 pixels a score
         rgb = np.stack([heat, heat ** 2, 1.0 - heat], axis=-1)
         return to_uint8(rgb * 2.0 - 1.0)
 
