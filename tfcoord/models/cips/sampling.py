@@ -73,8 +73,9 @@ class CipsSampler:
         have few distinct shapes)."""
         key = (rank, per_pixel, with_noise, xla)
         if key not in self._synthesis_functions:
-            self._synthesis_functions[key] = tf.function(functools.partial(self.generator.synthesize, training=False),
-                                                         reduce_retracing=True, jit_compile=True if xla else None)
+            synthesize = functools.partial(self.generator.synthesize, training=False)
+            self._synthesis_functions[key] = tf.function(synthesize, reduce_retracing=True,
+                                                         jit_compile=True if xla else None)
         return self._synthesis_functions[key]
 
     def check_coords(self, coords, what="coords"):

@@ -111,8 +111,8 @@ class Gawwn(GawwnTraining, CoordinateGan):
         return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
     def network_items(self):
-        return self._present("generator", "discriminator", "generator_ema", "keypoint_completer", "keypoint_critic",
-                             "text_encoder", "image_encoder")
+        return self._present("generator", "discriminator", "generator_ema", "keypoint_completer",
+                             "keypoint_critic", "text_encoder", "image_encoder")
 
     def checkpoint_items(self):
         return {**self.network_items(),

@@ -67,7 +67,8 @@ class GawwnNetwork(keras.Model):
     def get_config(self):
         # Keras 3 writes get_config from the constructor's arguments for layers, not for subclassed models (whose
         # __new__ drops them); every network keeps each argument as the attribute of its name.
-        names = [name for name in inspect.signature(type(self).__init__).parameters if name not in ("self", "kwargs")]
+        arguments = inspect.signature(type(self).__init__).parameters
+        names = [name for name in arguments if name not in ("self", "kwargs")]
         return {**super().get_config(), **{name: getattr(self, name) for name in names}}
 
     @property
