@@ -57,11 +57,8 @@ def _pools(final_pool: bool):
 
 
 def steps_after_cnn(doc_length: int, final_pool: bool = True) -> int:
-    """Time steps left after the three convolutions and poolings.
-
-    201 characters -> 8 steps with ``final_pool`` (cvpr2016 ``HybridCNN``), 18 without
-    (icml2016 ``HybridCNNLong``, the published CUB encoder's ``gru18``).
-    """
+    """Time steps left after the three convolutions and poolings (of 201 characters: 8 with ``final_pool``, 18
+    without, the published CUB encoder's ``gru18``)."""
     length = doc_length
     for pool in _pools(final_pool):
         length = length - KERNEL_SIZE + 1  # 'valid' convolution
