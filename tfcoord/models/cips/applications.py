@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfcoord.models.cips.coordinates import foveated_points
+from tfcoord.models.cips.coordinates import foveated_points, tile_coords
 from tfcoord.errors import UserError
 from tfcoord.models.cips.config import MAX_OUTPUT_PIXELS
 
@@ -116,8 +116,6 @@ def panorama(sampler, style, height: int, width: int) -> np.ndarray:
 def radial_mask(height: int, width: int, centre=(0.0, 0.0), radius: float = 0.5, softness: float = 0.15):
     """(H, W) weights in [0, 1]: 1 inside ``radius`` of ``centre`` (x, y in [-1, 1]), a smooth ramp of
     width ``softness`` outside it, 0 beyond (the paper's centre-vs-outside blend, Fig. 11c)."""
-    from tfcoord.models.cips.coordinates import tile_coords
-
     grid = tile_coords(0, 0, height, width, height, width)
     distance = np.sqrt(np.sum(np.square(grid - np.asarray(centre, "float32")), axis=-1))
     return np.clip(1.0 - (distance - radius) / max(softness, 1e-6), 0.0, 1.0).astype("float32")

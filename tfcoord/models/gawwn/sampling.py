@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from tfcoord.data.gawwn.captions import tokenize_all
+from tfcoord.data.gawwn.captions import known_characters, tokenize_all
 from tfcoord.errors import UserError
 from tfcoord.models.gawwn.blocks import keypoint_maps
 
@@ -48,8 +48,6 @@ class GawwnSampler:
 
     def embed_captions(self, captions) -> np.ndarray:
         """The mean embedding (D,) of one or more free-text captions (the paper averages any number)."""
-        from tfcoord.data.gawwn.captions import known_characters
-
         captions = [captions] if isinstance(captions, str) else list(captions)
         for caption in captions:
             if not known_characters(caption):

@@ -27,7 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfcoord.data.gawwn.captions import tokenize_all
+from tfcoord.data.gawwn.captions import ALPHABET, tokenize_all
 from tfcoord.errors import UserError
 from tfcoord.gan.distribute import average, gather_features
 from tfcoord.models.base import TrainableModel, step_seed
@@ -333,8 +333,6 @@ class TextEncoderModel(TrainableModel):
         return {"encode_text": encode_text_signature(self.text_encoder, self.config.model.doc_length)}
 
     def serving_description(self):
-        from tfcoord.data.gawwn.captions import ALPHABET
-
         cfg = self.config.model
         return ServingDescription(
             model_type="text-encoder",
