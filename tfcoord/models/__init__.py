@@ -34,7 +34,6 @@ def model_spec(name: str) -> ModelSpec:
 
 
 def model_class(name: str):
-    """The model class registered under ``name``."""
     return model_spec(name).model_class()
 
 

@@ -1,9 +1,10 @@
 """CIPS: Image Generators with Conditionally-Independent Pixel Synthesis (Anokhin et al., CVPR 2021).
 
-``config`` (sections), ``generator`` (CIPSskip / CIPSres), ``model`` (training, generation,
-serving), ``applications`` (tiles, super-resolution, foveation, panoramas, style fields),
-``canvas`` (the canvas-engine renderer), ``generate`` (CLI options), ``convert`` (official
-checkpoints). The discriminator is :class:`tfcoord.layers.stylegan_discriminator.StyleGan2Discriminator`.
+``config`` (sections), ``coordinates``, ``generator`` (CIPSskip / CIPSres; the discriminator is
+:class:`tfcoord.layers.stylegan_discriminator.StyleGan2Discriminator`), ``training`` (the step), ``sampling``
+(latents, truncation, rendering at any coordinates), ``applications`` (tiles, super-resolution, foveation,
+panoramas, style fields), ``canvas`` (the canvas-engine renderer), ``serving``, ``generate`` (CLI options),
+``convert`` (official checkpoints); ``model`` wires them for the trainer, the generator CLI and the exporter.
 """
 
 from tfcoord.models.cips import config

@@ -1,24 +1,17 @@
-"""CIPS applications (paper §4.3-4.5, Fig. 9-11; models.md §2.8) as library functions.
+"""CIPS applications (paper §4.3-4.5, Fig. 9-11; models.md §2.8) as library functions: tiles,
+super-resolution, foveated rendering, panoramas and per-pixel style fields.
 
 Every function takes a :class:`~tfcoord.models.cips.sampling.CipsSampler` (``Cips.sampler``,
 which draws with the EMA generator) and returns NumPy arrays in the nominal range [-1, 1]
-(not clipped):
-
-* :func:`generate_tiled` — an image assembled from independently generated tiles (equal to
-  one call on the whole grid: conditional independence);
-* :func:`super_resolve` — the same latent on a denser grid than the training size;
-* :func:`foveated_render` — G evaluated only on an irregular foveated point set, then filled
-  by interpolation; reports how many pixels were evaluated;
-* :func:`panorama` — a horizontally cyclic 360 degree image from a cylindrical model;
-* :func:`blend_styles` / :func:`style_field` / :func:`render_style_field` — per-pixel style
-  interpolation (each pixel depends only on its coordinate and its own style).
+(not clipped). Each pixel depends only on its coordinate and its own style (conditional
+independence): tiles assemble the one-call image, and styles may vary per pixel.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from tfcoord.models.cips.coordinates import foveated_points
+from tfcoord.models.cips.coordinates import foveated_points, tile_coords
 from tfcoord.errors import UserError
 from tfcoord.models.cips.config import MAX_OUTPUT_PIXELS
 
@@ -106,11 +99,15 @@ def foveated_render(sampler, style, height: int, width: int, gaze=(0.0, 0.0), fo
     return images, mask, int(len(rows))
 
 
+def check_cylindrical(model_cfg):
+    if model_cfg.coordinate_system != "cylindrical":
+        raise UserError("a panorama needs a CIPS run trained with model.coordinate_system=cylindrical "
+                        "(e.g. the panorama_tiny preset)")
+
+
 def panorama(sampler, style, height: int, width: int) -> np.ndarray:
     """A 360 degree panorama (B, H, W, 3) from a cylindrical model: column W would equal column 0."""
-    if sampler.model_cfg.coordinate_system != "cylindrical":
-        raise UserError("panoramas need a model trained with model.coordinate_system=cylindrical "
-                        "(e.g. the panorama_tiny preset)")
+    check_cylindrical(sampler.model_cfg)
     _check_size(height, width)
     coords = np.broadcast_to(sampler.grid(height, width), (len(style), height, width, 3))
     return sampler.render(style, coords)
@@ -119,8 +116,6 @@ def panorama(sampler, style, height: int, width: int) -> np.ndarray:
 def radial_mask(height: int, width: int, centre=(0.0, 0.0), radius: float = 0.5, softness: float = 0.15):
     """(H, W) weights in [0, 1]: 1 inside ``radius`` of ``centre`` (x, y in [-1, 1]), a smooth ramp of
     width ``softness`` outside it, 0 beyond (the paper's centre-vs-outside blend, Fig. 11c)."""
-    from tfcoord.models.cips.coordinates import tile_coords
-
     grid = tile_coords(0, 0, height, width, height, width)
     distance = np.sqrt(np.sum(np.square(grid - np.asarray(centre, "float32")), axis=-1))
     return np.clip(1.0 - (distance - radius) / max(softness, 1e-6), 0.0, 1.0).astype("float32")

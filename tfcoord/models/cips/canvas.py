@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfcoord.errors import UserError
+from tfcoord.models.cips.applications import check_cylindrical
 
 
 class CipsCanvas:
@@ -25,10 +25,8 @@ class CipsCanvas:
     def __init__(self, model, width: int, height: int, seed: int, panorama: bool = False, checkpoint: str = "",
                  xla: bool = False):
         cfg = model.config.model
-        cylindrical = cfg.coordinate_system == "cylindrical"
-        if panorama and not cylindrical:
-            raise UserError("--panorama needs a CIPS run trained with model.coordinate_system=cylindrical "
-                            "(e.g. the panorama_tiny preset)")
+        if panorama:
+            check_cylindrical(cfg)
         self.model, self.width, self.height, self.seed, self.checkpoint = model, width, height, seed, checkpoint
         self.xla = xla
         self.default_tile = min(256, max(cfg.size, 64))

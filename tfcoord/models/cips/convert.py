@@ -48,24 +48,19 @@ def _scalar(w):
     return np.asarray(w).reshape(())
 
 
+def _to_rgb_map(layer, prefix: str, bias_name: str = "bias") -> dict:
+    return {
+        f"{prefix}.conv.weight": (layer.conv.kernel, _modulated),
+        f"{prefix}.conv.modulation.weight": (layer.conv.modulation_kernel, _linear),
+        f"{prefix}.conv.modulation.bias": (layer.conv.modulation_bias, _squeeze_vector),
+        f"{prefix}.{bias_name}": (layer.bias, _squeeze_vector),
+    }
+
+
 def _styled_dense_map(layer, prefix: str) -> dict:
-    bias_name = f"{prefix}.activate.bias" if layer.activation == "lrelu" else f"{prefix}.bias"
-    return {
-        f"{prefix}.conv.weight": (layer.conv.kernel, _modulated),
-        f"{prefix}.conv.modulation.weight": (layer.conv.modulation_kernel, _linear),
-        f"{prefix}.conv.modulation.bias": (layer.conv.modulation_bias, _squeeze_vector),
-        f"{prefix}.noise.weight": (layer.noise.strength, _scalar),
-        bias_name: (layer.bias, _squeeze_vector),
-    }
-
-
-def _to_rgb_map(layer, prefix: str) -> dict:
-    return {
-        f"{prefix}.conv.weight": (layer.conv.kernel, _modulated),
-        f"{prefix}.conv.modulation.weight": (layer.conv.modulation_kernel, _linear),
-        f"{prefix}.conv.modulation.bias": (layer.conv.modulation_bias, _squeeze_vector),
-        f"{prefix}.bias": (layer.bias, _squeeze_vector),
-    }
+    """A ToRGB's entries plus the noise strength; with "lrelu" the bias is the official FusedLeakyReLU's."""
+    bias_name = "activate.bias" if layer.activation == "lrelu" else "bias"
+    return {**_to_rgb_map(layer, prefix, bias_name), f"{prefix}.noise.weight": (layer.noise.strength, _scalar)}
 
 
 def generator_weight_map(generator) -> dict:
@@ -97,10 +92,6 @@ def generator_weight_map(generator) -> dict:
     return entries
 
 
-def _target_shape(variable):
-    return tuple(int(d) for d in variable.shape)
-
-
 def _describe(names, limit=MAX_LISTED) -> str:
     names = sorted(names)
     shown = ", ".join(names[:limit])
@@ -125,8 +116,8 @@ def check_and_map(state: dict, weight_map: dict, what: str, source: str) -> list
             converted = np.asarray(transform(value), "float32")
         except (ValueError, IndexError):
             converted = None
-        if converted is None or converted.shape != _target_shape(variable):
-            mis_shaped.append(f"{name} {tuple(value.shape)} (the config needs {_target_shape(variable)} after "
+        if converted is None or converted.shape != tuple(variable.shape):
+            mis_shaped.append(f"{name} {tuple(value.shape)} (the config needs {tuple(variable.shape)} after "
                               "conversion)")
             continue
         if not np.all(np.isfinite(converted)):
@@ -134,13 +125,8 @@ def check_and_map(state: dict, weight_map: dict, what: str, source: str) -> list
             continue
         assignments.append((variable, converted))
     if missing or unexpected or mis_shaped:
-        problems = []
-        if missing:
-            problems.append(f"missing {len(missing)}: {_describe(missing)}")
-        if unexpected:
-            problems.append(f"unexpected {len(unexpected)}: {_describe(unexpected)}")
-        if mis_shaped:
-            problems.append(f"mis-shaped {len(mis_shaped)}: {_describe(mis_shaped)}")
+        problems = [f"{kind} {len(names)}: {_describe(names)}" for kind, names in
+                    (("missing", missing), ("unexpected", unexpected), ("mis-shaped", mis_shaped)) if names]
         looks_like_cips = any(str(k).startswith(("lff.", "emb.", "style.")) for k in state)
         if what == "generator" and not looks_like_cips:
             hint = ("the checkpoint does not look like an official CIPS generator (no 'lff.ffm.conv.weight' / "
@@ -183,13 +169,10 @@ def convert_state(obj, config, source: str = "checkpoint"):
     model = Cips(config)
     model.build_networks()
     assignments = check_and_map(parts["g_ema"], generator_weight_map(model.generator_ema), "generator", source)
-    g_assignments = None
-    if "g" in parts:
-        g_assignments = check_and_map(parts["g"], generator_weight_map(model.generator), "generator (g)", source)
-    d_assignments = []
-    if "d" in parts:
-        d_assignments = check_and_map(parts["d"], model.discriminator.official_weight_map(), "discriminator (d)",
-                                      source)
+    g_assignments = (check_and_map(parts["g"], generator_weight_map(model.generator), "generator (g)", source)
+                     if "g" in parts else None)
+    d_assignments = (check_and_map(parts["d"], model.discriminator.official_weight_map(), "discriminator (d)",
+                                   source) if "d" in parts else [])
     for variable, value in assignments + d_assignments + (g_assignments or []):
         variable.assign(value)
     if g_assignments is None:  # released files: the trained G starts from the EMA weights

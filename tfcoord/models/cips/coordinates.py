@@ -142,8 +142,7 @@ class CoordinateEmbedding(keras.layers.Layer):
 
     The official ``ConstantInput`` (N(0, 1) init). ``call(lookup_coords)`` samples it with
     :func:`sample_embedding` (``sampling`` "aligned" or "official", ``wrap_x`` for cylinders);
-    ``table_for(batch)`` returns the raw table, which the official training path uses on the
-    native grid.
+    the official training path reads ``table`` itself on the native grid.
     """
 
     def __init__(self, size, channels, sampling="aligned", wrap_x=False, **kwargs):
@@ -162,7 +161,3 @@ class CoordinateEmbedding(keras.layers.Layer):
 
     def compute_output_shape(self, coords_shape):
         return tuple(coords_shape[:-1]) + (self.channels,)
-
-    def get_config(self):
-        return {**super().get_config(), "size": self.size, "channels": self.channels,
-                "sampling": self.sampling, "wrap_x": self.wrap_x}

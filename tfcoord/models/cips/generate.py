@@ -9,11 +9,9 @@ Examples::
     python -m tfcoord.generate --run runs/cips-panorama_tiny --panorama --resolution 32x256
     python -m tfcoord.generate --run runs/cips-tiny --style-blend 7 --blend-radius 0.4
 
-Pixel (r, c) of an H x W output is generated at ``x = -1 + 2 c / (W - 1)``,
-``y = -1 + 2 r / (H - 1)`` (cylindrical runs: ``[y, cos(pi theta), sin(pi theta)]`` with
-``theta = -1 + 2 c / W``). ``--width/--height/--tile`` (shared options) render one image
-through the canvas engine with the same coordinates. Outputs are PNGs (clipped to
-[-1, 1]) plus ``generation.json`` recording what was made (e.g. the number of evaluated
+An H x W output is drawn on the coordinates of :mod:`tfcoord.models.cips.canvas`, which
+``--width/--height/--tile`` (shared options) render tile by tile. Outputs are PNGs (clipped
+to [-1, 1]) plus ``generation.json`` recording what was made (e.g. the number of evaluated
 pixels of a foveated render).
 """
 
@@ -104,10 +102,8 @@ def generate(model, args, out: Path) -> list[Path]:
     from tfcoord.models.cips import applications
 
     cfg = model.config.model
-    cylindrical = cfg.coordinate_system == "cylindrical"
-    if args.panorama and not cylindrical:
-        raise UserError("--panorama needs a run trained with model.coordinate_system=cylindrical "
-                        "(e.g. the panorama_tiny preset)")
+    if args.panorama:
+        applications.check_cylindrical(cfg)
     height, width = args.size or (cfg.size, 4 * cfg.size if args.panorama else cfg.size)
     sampler = model.sampler
     z = sampler.latents(args.seed, args.num)

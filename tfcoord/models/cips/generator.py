@@ -95,9 +95,6 @@ class StyledDense(keras.layers.Layer):
                 out = ops.concatenate([ops.leaky_relu(y[..., 0::2], 0.2), ops.sin(y[..., 1::2])], axis=-1) * SQRT2
         return (out, None) if return_scale else out
 
-    def get_config(self):
-        return {**super().get_config(), "units": self.units, "activation": self.activation}
-
 
 @keras.saving.register_keras_serializable(package="tfcoord")
 class StyledResBlock(keras.layers.Layer):
@@ -107,7 +104,6 @@ class StyledResBlock(keras.layers.Layer):
         super().__init__(**kwargs)
         self.in_channels = in_channels
         self.units = units
-        self.activation = activation
         self.conv1 = StyledDense(units, activation, name="conv1")
         self.conv2 = StyledDense(units, activation, name="conv2")
         self.skip = EqualLinear(units, use_bias=False, name="skip") if in_channels != units else None
@@ -119,18 +115,11 @@ class StyledResBlock(keras.layers.Layer):
         if self.skip is not None:
             self.skip.build((None, self.in_channels))
 
-    def build_for(self, style_dim: int):
-        self.build((None, self.in_channels), (None, style_dim))
-
     def call(self, x, style, noise1=None, noise2=None):
         hidden, scale = self.conv1(x, style, noise1, return_scale=True)
         out = self.conv2(hidden, style, noise2, input_scale=scale)
         skip = x if self.skip is None else self.skip(x)
         return (out + skip) * (1.0 / SQRT2)
-
-    def get_config(self):
-        return {**super().get_config(), "in_channels": self.in_channels, "units": self.units,
-                "activation": self.activation}
 
 
 @keras.saving.register_keras_serializable(package="tfcoord")
@@ -166,20 +155,9 @@ class CipsGenerator(keras.layers.Layer):
             raise ValueError(f"coord_dim must be 2 or 3, got {coord_dim}")
         if not (use_fourier or use_embedding):
             raise ValueError("CIPS needs Fourier features or the coordinate embedding (or both)")
-        self.size = size
-        self.hidden_size = hidden_size
-        self.style_dim = style_dim
-        self.n_mlp = n_mlp
-        self.lr_mlp = lr_mlp
-        self.channel_multiplier = channel_multiplier
-        self.width_multiplier = width_multiplier
-        self.architecture = architecture
-        self.activation = activation
-        self.coord_dim = coord_dim
-        self.use_fourier = use_fourier
-        self.use_embedding = use_embedding
-        self.embedding_sampling = embedding_sampling
-
+        # Keras 3 writes get_config from the constructor's arguments; these are the ones the methods read.
+        self.size, self.style_dim, self.architecture = size, style_dim, architecture
+        self.coord_dim, self.embedding_sampling = coord_dim, embedding_sampling
         self.mapping = MappingNetwork(style_dim, n_mlp, lr_mlp, name="mapping")
         # The coordinate layers compute in the variable dtype (float32) under mixed precision: in bfloat16 a
         # coordinate near 1 rounds past the table's last row (the embedding's gather index overflows: NaN
@@ -193,23 +171,17 @@ class CipsGenerator(keras.layers.Layer):
         self.autocast = False
         self.channels = stage_channels(architecture, size, channel_multiplier, width_multiplier)
         self.input_channels = hidden_size * (int(use_fourier) + int(use_embedding))
-        first = self.channels[0]
+        self.conv1 = StyledDense(self.channels[0], activation, name="conv1")
         if architecture == "skip":
-            self.conv1 = StyledDense(first, activation, name="conv1")
             self.linears, self.to_rgbs = [], []
-            in_channels = first
             for i, out_channels in enumerate(self.channels):
                 self.linears.append(StyledDense(out_channels, activation, name=f"linear_{2 * i}"))
                 self.linears.append(StyledDense(out_channels, activation, name=f"linear_{2 * i + 1}"))
                 self.to_rgbs.append(ToRGB(name=f"to_rgb_{i}"))
-                in_channels = out_channels
             self.num_noise_layers = 1 + len(self.linears)
         else:
-            self.conv1 = StyledDense(first, activation, name="conv1")
-            self.blocks, in_channels = [], first
-            for i, out_channels in enumerate(self.channels):
-                self.blocks.append(StyledResBlock(in_channels, out_channels, activation, name=f"resblock_{i}"))
-                in_channels = out_channels
+            self.blocks = [StyledResBlock(in_channels, out_channels, activation, name=f"resblock_{i}")
+                           for i, (in_channels, out_channels) in enumerate(self._stage_widths())]
             self.to_rgb_last = ToRGB(name="to_rgb_last")
             self.num_noise_layers = 1 + 2 * len(self.blocks)
 
@@ -222,16 +194,18 @@ class CipsGenerator(keras.layers.Layer):
             self.embedding.build()
         self.conv1.build_for(self.input_channels, s)
         if self.architecture == "skip":
-            in_channels = self.channels[0]
-            for i, out_channels in enumerate(self.channels):
+            for i, (in_channels, out_channels) in enumerate(self._stage_widths()):
                 self.linears[2 * i].build_for(in_channels, s)
                 self.linears[2 * i + 1].build_for(out_channels, s)
                 self.to_rgbs[i].build_for(out_channels, s)
-                in_channels = out_channels
         else:
             for block in self.blocks:
-                block.build_for(s)
+                block.build((None, block.in_channels), (None, s))
             self.to_rgb_last.build_for(self.channels[-1], s)
+
+    def _stage_widths(self):
+        """(input, output) channels of each stage."""
+        return zip(self.channels[:1] + self.channels[:-1], self.channels)
 
     # -- pieces ---------------------------------------------------------------------------------------
     def map(self, z):
@@ -300,14 +274,6 @@ class CipsGenerator(keras.layers.Layer):
 
     def compute_output_spec(self, z, coords, noise=None, training=False):
         return keras.KerasTensor(tuple(coords.shape[:-1]) + (3,), coords.dtype)
-
-    def get_config(self):
-        return {**super().get_config(), "size": self.size, "hidden_size": self.hidden_size,
-                "style_dim": self.style_dim, "n_mlp": self.n_mlp, "lr_mlp": self.lr_mlp,
-                "channel_multiplier": self.channel_multiplier, "width_multiplier": self.width_multiplier,
-                "architecture": self.architecture, "activation": self.activation, "coord_dim": self.coord_dim,
-                "use_fourier": self.use_fourier, "use_embedding": self.use_embedding,
-                "embedding_sampling": self.embedding_sampling}
 
 
 def build_generator(model_cfg, name: str = "generator") -> CipsGenerator:

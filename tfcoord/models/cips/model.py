@@ -1,11 +1,4 @@
-"""CIPS: image generators with conditionally-independent pixel synthesis (Anokhin et al., CVPR 2021).
-
-The wiring of its parts: the networks (:mod:`~tfcoord.models.cips.generator`, StyleGAN2's
-discriminator), the training step (:mod:`~tfcoord.models.cips.training`), the sampler
-(:mod:`~tfcoord.models.cips.sampling`: latents, truncation, rendering at any coordinates),
-the canvas (:mod:`~tfcoord.models.cips.canvas`) and the serving signatures
-(:mod:`~tfcoord.models.cips.serving`).
-"""
+"""CIPS wired from its parts (listed in :mod:`tfcoord.models.cips`)."""
 
 from __future__ import annotations
 
@@ -73,8 +66,6 @@ class Cips(CipsTraining, CoordinateGan):
 
         return CipsCanvas(self, width, height, seed, panorama=panorama, checkpoint=checkpoint, xla=xla)
 
-    def serving_functions(self, patch_size=None):
-        return serving.serving_functions(self, patch_size)
-
-    def serving_description(self):
-        return serving.serving_description(self)
+    # The serving module's functions take the model first: they are its methods.
+    serving_functions = serving.serving_functions
+    serving_description = serving.serving_description

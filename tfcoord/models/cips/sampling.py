@@ -73,11 +73,7 @@ class CipsSampler:
         have few distinct shapes)."""
         key = (rank, per_pixel, with_noise, xla)
         if key not in self._synthesis_functions:
-            generator = self.generator
-
-            def synthesize(style, coords, noise=None):
-                return generator.synthesize(style, coords, noise=noise, training=False)
-
+            synthesize = functools.partial(self.generator.synthesize, training=False)
             self._synthesis_functions[key] = tf.function(synthesize, reduce_retracing=True,
                                                          jit_compile=True if xla else None)
         return self._synthesis_functions[key]

@@ -55,15 +55,10 @@ def serving_functions(model, patch_size=None) -> dict:
     return {"generate_patch": generate_patch, "map_latent": map_latent, "synthesize": synthesize}
 
 
-def serving_tile(model_cfg) -> int:
-    """The tile side the serving description proposes (64, or the training size if smaller)."""
-    return min(64, model_cfg.size)
-
-
 def serving_description(model) -> dict:
     cfg = model.config.model
     cylindrical = cfg.coordinate_system == "cylindrical"
-    tile = serving_tile(cfg)
+    tile = min(64, cfg.size)  # the tile side proposed to clients
     native = -(-cfg.size // tile)
     if cylindrical:
         formula = (f"coords[r, c] = [y, cos(pi*t), sin(pi*t)] with y = -1 + 2*(i*{tile} + r)/({cfg.size} - 1) "

@@ -11,7 +11,8 @@ Torch padding maps onto Keras as: conv/deconv (k4, s2, p1) = ``padding="same"`` 
 sizes); (k3, s1, p1) = ``"same"``; (k4, s1, p0) = ``"valid"``.
 
 The networks are made of :class:`ConvUnit` and :class:`DenseUnit` (Torch's layer, BN,
-activation triple) and :class:`Bottleneck` (the official residual block).
+activation triple) and :class:`Bottleneck` (the official residual block). Their constructor
+arguments are plain numbers and strings, from which Keras 3 writes ``get_config`` itself.
 """
 
 from __future__ import annotations
@@ -101,9 +102,7 @@ class ConvUnit(keras.layers.Layer):
     def __init__(self, filters, kernel=3, stride=1, padding="same", transposed=False, lowering=None, upsample=None,
                  norm=True, activation="relu", **kwargs):
         super().__init__(**kwargs)
-        self.filters, self.kernel, self.stride, self.padding = filters, kernel, stride, padding
-        self.transposed, self.lowering, self.upsample = transposed, lowering, upsample
-        self.norm, self.activation = norm, activation
+        self.upsample, self.activation = upsample, activation
         # Batch norm made before the convolution, as the functional networks of earlier versions did: their
         # initialisers draw their seeds in the same order, so a seed gives the same initial weights.
         self.bn = batch_norm("bn") if norm else None
@@ -118,11 +117,6 @@ class ConvUnit(keras.layers.Layer):
         x = self.conv(nearest_up2(x) if self.upsample == "resize" else x)
         return ACTIVATIONS[self.activation](x if self.bn is None else self.bn(x))
 
-    def get_config(self):
-        return {**super().get_config(), "filters": self.filters, "kernel": self.kernel, "stride": self.stride,
-                "padding": self.padding, "transposed": self.transposed, "lowering": self.lowering,
-                "upsample": self.upsample, "norm": self.norm, "activation": self.activation}
-
 
 @keras.saving.register_keras_serializable(package="tfcoord")
 class DenseUnit(keras.layers.Layer):
@@ -130,17 +124,13 @@ class DenseUnit(keras.layers.Layer):
 
     def __init__(self, units, fan_in, norm=True, activation="relu", **kwargs):
         super().__init__(**kwargs)
-        self.units, self.fan_in, self.norm, self.activation = units, fan_in, norm, activation
+        self.activation = activation
         self.bn = batch_norm("bn") if norm else None  # first, as in ConvUnit
         self.linear = linear(units, fan_in, name="linear")
 
     def call(self, x):
         x = self.linear(x)
         return ACTIVATIONS[self.activation](x if self.bn is None else self.bn(x))
-
-    def get_config(self):
-        return {**super().get_config(), "units": self.units, "fan_in": self.fan_in, "norm": self.norm,
-                "activation": self.activation}
 
 
 @keras.saving.register_keras_serializable(package="tfcoord")
@@ -150,15 +140,11 @@ class Bottleneck(keras.layers.Layer):
 
     def __init__(self, inner, channels, **kwargs):
         super().__init__(**kwargs)
-        self.inner, self.channels = inner, channels
         self.units = [ConvUnit(inner, 1, name="unit_1"), ConvUnit(inner, 3, name="unit_2"),
                       ConvUnit(channels, 3, activation=None, name="unit_3")]
 
     def call(self, x):
         return ops.relu(apply_all(self.units, x) + x)
-
-    def get_config(self):
-        return {**super().get_config(), "inner": self.inner, "channels": self.channels}
 
 
 def tile_vector(vector, size: int):

@@ -65,7 +65,6 @@ class GawwnConfig:
             raise UserError(f"model.image_size must be 16 times a power of two (32, 64, 128, 256, 512), got {size}")
 
 
-
 @dataclasses.dataclass
 class GawwnTextConfig:
     """Section ``text``: where the 1024-d caption embeddings come from (models.md §3.2, §3.8).

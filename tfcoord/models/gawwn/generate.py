@@ -157,9 +157,8 @@ def demo_conditions(model, args, z, text):
     frames = args.num
     box_run = model.config.model.conditioning == "box"
     if args.demo == "text-only":
-        zs = z
-        parts = complete(model, zs, text, np.zeros((len(model.parts), 3), np.float32))
-        return zs, [box_of_parts(p) if box_run else p for p in parts]
+        parts = complete(model, z, text, np.zeros((len(model.parts), 3), np.float32))
+        return z, [box_of_parts(p) if box_run else p for p in parts]
     z1 = np.repeat(z[:1], frames, 0)
     if args.demo == "move-keypoints":
         if box_run:
@@ -199,10 +198,8 @@ def conditions(model, args, z, text):
             raise UserError("this run draws into boxes (model.conditioning=box): pass --bbox x,y,w,h, not --keypoints")
         if args.bbox:
             return z, [box_array(*parse_bbox(args.bbox))] * len(z)
-        if model.keypoint_completer is not None:
-            parts = complete(model, z, text, np.zeros((len(model.parts), 3), np.float32))
-            return z, [box_of_parts(p) for p in parts]
-        return z, [box_array(*DEFAULT_BOX)] * len(z)
+        # Around parts generated for the caption; without a keypoint generator none are visible: the default box.
+        return z, [box_of_parts(p) for p in complete(model, z, text, np.zeros((len(model.parts), 3), np.float32))]
     if args.bbox:
         raise UserError("this run is conditioned on parts (model.conditioning=keypoints): pass --keypoints "
                         "name=x,y ..., not --bbox")

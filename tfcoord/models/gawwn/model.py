@@ -14,6 +14,8 @@ and the serving signatures (:mod:`~tfcoord.models.gawwn.serving`).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from tfcoord.data.gawwn.parts import flip_order, part_names
@@ -34,10 +36,8 @@ class Gawwn(GawwnTraining, CoordinateGan):
         super().__init__(config)
         self.parts = part_names(config.model.parts)
         self.flip_order = np.asarray(flip_order(self.parts), np.int32)
-        self.text_encoder = self.image_encoder = None
-        self.generator_ema = None
-        self.keypoint_completer = self.keypoint_critic = None
-        self.sampler = None
+        self.generator_ema = self.keypoint_completer = self.keypoint_critic = None
+        self.text_encoder = self.image_encoder = self.sampler = None
         self._sample_elements = None
         if config.text.train_encoder and config.text.encoder != "char-cnn-gru":
             raise UserError(f"text.train_encoder needs text.encoder=char-cnn-gru ({config.text.encoder} is fixed)")
@@ -55,18 +55,15 @@ class Gawwn(GawwnTraining, CoordinateGan):
         self.sampler = GawwnSampler(self.config, self.sampling_generator, self.text_encoder, self.keypoint_completer)
 
     def _build_networks(self):
-        cfg, text = self.config.model, self.config.text
-        K = len(self.parts)
-        if cfg.conditioning == "box":
-            self.generator = networks.box_generator(cfg, self.text_dim, name="generator")
-            self.discriminator = networks.box_discriminator(cfg, self.text_dim, name="discriminator")
-        else:
-            self.generator = networks.keypoint_generator(cfg, self.text_dim, K, name="generator")
-            self.discriminator = networks.keypoint_discriminator(cfg, self.text_dim, K, name="discriminator")
+        cfg, text, K = self.config.model, self.config.text, len(self.parts)
+        box = cfg.conditioning == "box"
+        generator = (functools.partial(networks.box_generator, cfg, self.text_dim) if box
+                     else functools.partial(networks.keypoint_generator, cfg, self.text_dim, K))
+        self.generator = generator(name="generator")
+        self.discriminator = (networks.box_discriminator(cfg, self.text_dim, name="discriminator") if box
+                              else networks.keypoint_discriminator(cfg, self.text_dim, K, name="discriminator"))
         if self.config.optim.g_ema_decay:
-            build = networks.box_generator if cfg.conditioning == "box" else (
-                lambda c, d, name: networks.keypoint_generator(c, d, K, name=name))
-            self.generator_ema = build(cfg, self.text_dim, name="generator_ema")
+            self.generator_ema = generator(name="generator_ema")
             self.generator_ema.set_weights(self.generator.get_weights())
         if cfg.keypoint_generator:
             self.keypoint_completer = networks.keypoint_completer(cfg, self.text_dim, K, name="keypoint_completer")
@@ -110,19 +107,16 @@ class Gawwn(GawwnTraining, CoordinateGan):
                                 f"{key}={getattr(self.text_encoder, key)}; train the text encoder with that value")
         restore_networks_from_run({"text_encoder": self.text_encoder}, run_dir)
 
+    def _present(self, *names) -> dict:
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+
     def network_items(self):
-        items = {"generator": self.generator, "discriminator": self.discriminator}
-        for key in ("generator_ema", "keypoint_completer", "keypoint_critic", "text_encoder", "image_encoder"):
-            if getattr(self, key) is not None:
-                items[key] = getattr(self, key)
-        return items
+        return self._present("generator", "discriminator", "generator_ema", "keypoint_completer",
+                             "keypoint_critic", "text_encoder", "image_encoder")
 
     def checkpoint_items(self):
-        items = dict(self.network_items(), g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer)
-        for key in ("kg_optimizer", "kd_optimizer", "text_optimizer"):
-            if getattr(self, key) is not None:
-                items[key] = getattr(self, key)
-        return items
+        return {**self.network_items(),
+                **self._present("g_optimizer", "d_optimizer", "kg_optimizer", "kd_optimizer", "text_optimizer")}
 
     @property
     def sampling_generator(self):
@@ -141,8 +135,6 @@ class Gawwn(GawwnTraining, CoordinateGan):
         return drawing.sample_grid_images(self.sampler, elements, np.asarray(self.real_conditions(elements)), seed,
                                           num)
 
-    def serving_functions(self, patch_size=None):
-        return serving.serving_functions(self, patch_size)
-
-    def serving_description(self):
-        return serving.serving_description(self)
+    # The serving module's functions take the model first: they are its methods.
+    serving_functions = serving.serving_functions
+    serving_description = serving.serving_description

@@ -25,6 +25,8 @@ Example:
 
 from __future__ import annotations
 
+import inspect
+
 import keras
 from keras import ops
 
@@ -62,6 +64,13 @@ class GawwnNetwork(keras.Model):
     def build(self, input_shape=None):
         self.compute_output_spec(self._symbolic_inputs())
 
+    def get_config(self):
+        # Keras 3 writes get_config from the constructor's arguments for layers, not for subclassed models (whose
+        # __new__ drops them); every network keeps each argument as the attribute of its name.
+        arguments = inspect.signature(type(self).__init__).parameters
+        names = [name for name in arguments if name not in ("self", "kwargs")]
+        return {**super().get_config(), **{name: getattr(self, name) for name in names}}
+
     @property
     def output_shape(self) -> tuple:
         """The output's shape, batch None (as Keras gives it for functional models)."""
@@ -87,10 +96,6 @@ class _ImageGenerator(GawwnNetwork):
         rgb = ops.tanh(self.to_rgb(nearest_up2(x) if self.upsample == "resize" else x))
         # Images leave G in float32 under mixed precision (train.precision); no extra op in float32 graphs.
         return to_float32(rgb)
-
-    def get_config(self):
-        return {**super().get_config(), "z_dim": self.z_dim, "text_dim": self.text_dim, "ngf": self.ngf,
-                "image_size": self.image_size, "upsample": self.upsample}
 
 
 @keras.saving.register_keras_serializable(package="tfcoord")
@@ -144,9 +149,6 @@ class BoxGenerator(_ImageGenerator):
         local = ops.relu(self.paste([local, box]))
         return self._draw(self.merge(ops.concatenate([g, local], axis=-1)))
 
-    def get_config(self):
-        return {**super().get_config(), "warp_align_corners": self.warp_align_corners}
-
 
 @keras.saving.register_keras_serializable(package="tfcoord")
 class KeypointGenerator(_ImageGenerator):
@@ -197,9 +199,6 @@ class KeypointGenerator(_ImageGenerator):
         g = apply_all(self.global_out, g)
         return self._draw(apply_all(self.merge, ops.concatenate([g, region, maps], axis=-1)))
 
-    def get_config(self):
-        return {**super().get_config(), "num_parts": self.num_parts, "variant": self.variant}
-
 
 class _Discriminator(GawwnNetwork):
     """What both discriminators share: the image trunk (strided 4 x 4 convolutions down to 16 x 16 x 2 ndf, then
@@ -238,11 +237,6 @@ class _Discriminator(GawwnNetwork):
             global_ = self.global_dropout(global_)
         return apply_all(self.head, ops.concatenate([local, global_], axis=-1))[:, 0]
 
-    def get_config(self):
-        return {**super().get_config(), "text_dim": self.text_dim, "ndf": self.ndf,
-                "text_features": self.text_features, "image_size": self.image_size, "activation": self.activation,
-                "dropout": self.dropout}
-
 
 @keras.saving.register_keras_serializable(package="tfcoord")
 class BoxDiscriminator(_Discriminator):
@@ -277,9 +271,6 @@ class BoxDiscriminator(_Discriminator):
         g = ops.concatenate([g, apply_all(self.global_condition, self.crop([text_map, box]))], axis=-1)
         return self._logit(local, g)
 
-    def get_config(self):
-        return {**super().get_config(), "warp_align_corners": self.warp_align_corners}
-
 
 @keras.saving.register_keras_serializable(package="tfcoord")
 class KeypointDiscriminator(_Discriminator):
@@ -306,9 +297,6 @@ class KeypointDiscriminator(_Discriminator):
         local = self._pool_local(ops.concatenate([local, maps], axis=-1))
         g = ops.concatenate([apply_all(self.global_image, trunk), tile_vector(text_features, 4)], axis=-1)
         return self._logit(local, g)
-
-    def get_config(self):
-        return {**super().get_config(), "num_parts": self.num_parts}
 
 
 @keras.saving.register_keras_serializable(package="tfcoord")
@@ -342,10 +330,6 @@ class KeypointCompleter(GawwnNetwork):
         switch = given[..., 2:3]
         return ops.multiply(free, 1.0 - switch) + given * switch
 
-    def get_config(self):
-        return {**super().get_config(), "z_dim": self.z_dim, "text_dim": self.text_dim,
-                "num_parts": self.num_parts, "width": self.width}
-
 
 @keras.saving.register_keras_serializable(package="tfcoord")
 class KeypointCritic(GawwnNetwork):
@@ -371,9 +355,6 @@ class KeypointCritic(GawwnNetwork):
         parts, text = inputs
         parts = apply_all(self.parts_path, ops.reshape(parts, (-1, 3 * self.num_parts)))
         return apply_all(self.joint, ops.concatenate([parts, apply_all(self.text_path, text)], axis=-1))[:, 0]
-
-    def get_config(self):
-        return {**super().get_config(), "text_dim": self.text_dim, "num_parts": self.num_parts, "width": self.width}
 
 
 def _built(network):

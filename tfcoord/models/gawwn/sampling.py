@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from tfcoord.data.gawwn.captions import tokenize_all
+from tfcoord.data.gawwn.captions import known_characters, tokenize_all
 from tfcoord.errors import UserError
 from tfcoord.models.gawwn.blocks import keypoint_maps
 
@@ -33,23 +33,21 @@ class GawwnSampler:
         """z ~ N(0, I)^z_dim for ``num`` images, deterministic for ``seed``."""
         return np.random.default_rng(seed).standard_normal((num, self.config.model.z_dim)).astype("float32")
 
-    def _function(self, key, fn):
+    def _call(self, key, fn, *inputs, dtype=np.float32) -> np.ndarray:
+        """``fn`` (traced once per ``key``) on the inputs as ``dtype`` arrays."""
         if key not in self._functions:
             self._functions[key] = tf.function(fn, reduce_retracing=True)
-        return self._functions[key]
+        return np.array(self._functions[key](*(np.asarray(x, dtype) for x in inputs)))
 
     def encode_tokens(self, tokens) -> np.ndarray:
         """(N, doc_length) caption tokens -> (N, D) embeddings."""
         if self.text_encoder is None:
             raise UserError("this run was trained on precomputed text embeddings and has no text encoder; pass "
                             "--embedding FILE.npy, or train with text.encoder=char-cnn-gru (or text.encoder_run)")
-        encode = self._function("encode", lambda t: self.text_encoder(t, training=False))
-        return np.array(encode(np.asarray(tokens, np.int32)))
+        return self._call("encode", lambda t: self.text_encoder(t, training=False), tokens, dtype=np.int32)
 
     def embed_captions(self, captions) -> np.ndarray:
         """The mean embedding (D,) of one or more free-text captions (the paper averages any number)."""
-        from tfcoord.data.gawwn.captions import known_characters
-
         captions = [captions] if isinstance(captions, str) else list(captions)
         for caption in captions:
             if not known_characters(caption):
@@ -72,25 +70,21 @@ class GawwnSampler:
     def generate_from_box(self, z, text_embedding, boxes) -> np.ndarray:
         """Images (N, S, S, 3) in [-1, 1]: G(z, t, box) in eval mode; boxes (ymin, xmin, ymax, xmax)."""
         self._require("box")
-        generate = self._function("box", lambda z, t, b: self.generator([z, t, b], training=False))
-        return np.array(generate(np.asarray(z, np.float32), np.asarray(text_embedding, np.float32),
-                                 check_boxes(boxes)))
+        return self._call("box", lambda z, t, b: self.generator([z, t, b], training=False), z, text_embedding,
+                          check_boxes(boxes))
 
     def generate_from_keypoints(self, z, text_embedding, keypoints) -> np.ndarray:
         """Images from keypoints (N, K, 3) = (x, y, visibility) in [0, 1]."""
         self._require("keypoints")
-        generate = self._function("keypoints",
-                                  lambda z, t, k: self.generator([z, t, keypoint_maps(k)], training=False))
-        return np.array(generate(np.asarray(z, np.float32), np.asarray(text_embedding, np.float32),
-                                 np.asarray(keypoints, np.float32)))
+        return self._call("keypoints", lambda z, t, k: self.generator([z, t, keypoint_maps(k)], training=False),
+                          z, text_embedding, keypoints)
 
     def complete_keypoints(self, z, text_embedding, keypoints) -> np.ndarray:
         """G_k in eval mode: given parts (visibility 1) unchanged, the others generated in [0, 1]."""
         if self.keypoint_completer is None:
             raise UserError("this run has no keypoint generator (model.keypoint_generator=false); give every part")
-        complete = self._function("complete", lambda z, t, k: self.keypoint_completer([z, t, k], training=False))
-        return np.array(complete(np.asarray(z, np.float32), np.asarray(text_embedding, np.float32),
-                                 np.asarray(keypoints, np.float32)))
+        return self._call("complete", lambda z, t, k: self.keypoint_completer([z, t, k], training=False),
+                          z, text_embedding, keypoints)
 
     def generate(self, z, text_embedding, conditions) -> np.ndarray:
         """Images for this run's conditioning: ``conditions`` are boxes (N, 4) or keypoints (N, K, 3)."""

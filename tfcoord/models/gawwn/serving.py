@@ -1,20 +1,10 @@
 """GAWWN's serving signatures (tensorflow.md §12) and the description a client needs.
 
-GAWWN draws whole images (no tiles). Signatures, all with a dynamic batch:
-
-* ``generate_from_box(z (-1, z_dim), text_embedding (-1, D), box (-1, 4)) -> {"rgb"}``,
-  box = (ymin, xmin, ymax, xmax) fractions of the image (box runs);
-* ``generate_from_keypoints(z, text_embedding, keypoints (-1, K, 3)) -> {"rgb"}``,
-  keypoints = (x, y, visibility) fractions, visibility 0 or 1 (keypoint runs);
-* ``generate_patch``: the run's own one of the two above (``serving_default``);
-* ``complete_keypoints(z, text_embedding, keypoints) -> {"keypoints"}``: given parts
-  (visibility 1) unchanged, the others generated (runs with a keypoint generator);
-* ``encode_text(tokens int32 (-1, doc_length)) -> {"text_embedding"}``: the char-CNN-GRU
-  (runs with a text encoder); tokens per :mod:`tfcoord.data.gawwn.captions`, i.e. each
-  lower-cased character's 1-based index in the 70-symbol alphabet, 0-padded to doc_length.
-
-Non-finite inputs are refused (``InvalidArgumentError``); wrong ranks or sizes are refused
-by the TensorSpecs before the graph runs.
+GAWWN draws whole images (no tiles). The signatures, each with a dynamic batch, are documented for clients
+in :func:`serving_description`: ``generate_from_box`` (box runs) or ``generate_from_keypoints`` (keypoint
+runs), which is also ``generate_patch`` (``serving_default``); ``complete_keypoints`` (runs with a keypoint
+generator); ``encode_text`` (runs with a text encoder). Non-finite inputs are refused
+(``InvalidArgumentError``); wrong ranks or sizes are refused by the TensorSpecs before the graph runs.
 """
 
 from __future__ import annotations
@@ -25,6 +15,7 @@ from tfcoord.data.gawwn.captions import ALPHABET
 from tfcoord.errors import UserError
 from tfcoord.models.base import finite_input
 from tfcoord.models.gawwn.blocks import keypoint_maps
+from tfcoord.models.text_encoder.model import encode_text_signature
 from tfcoord.serving import ServingDescription
 
 
@@ -69,13 +60,7 @@ def serving_functions(model, patch_size=None) -> dict:
         functions["complete_keypoints"] = complete_keypoints
 
     if model.text_encoder is not None:
-        encoder = model.text_encoder
-
-        @tf.function(input_signature=[tf.TensorSpec([None, text.doc_length], tf.int32, name="tokens")])
-        def encode_text(tokens):
-            return {"text_embedding": encoder(tokens, training=False)}
-
-        functions["encode_text"] = encode_text
+        functions["encode_text"] = encode_text_signature(model.text_encoder, text.doc_length)
     return functions
 
 

@@ -156,17 +156,18 @@ class GawwnTraining:
         minimize(self.text_optimizer, tape, loss, variables)
         return ops.stop_gradient(text), {"text_loss": loss, "text_accuracy": average(correct, global_batch_size)}
 
-    def _discriminate(self, discriminator, images, conditions, texts):
-        """D's logits for several (image, condition, text) groups of one batch size each.
+    def _discriminate(self, discriminator, *inputs):
+        """D's (or the keypoint critic's) logits for several groups of one batch size each: ``inputs`` holds, for
+        each input of D (image, condition, text), its tensor in every group.
 
         With ``model.d_joint_batch`` the groups go through D as one batch (shared batch-norm
         statistics); otherwise one call each, as the official code does. Logits in float32 (the losses'
         dtype whatever train.precision).
         """
         if not self.config.model.d_joint_batch:
-            return [to_float32(discriminator([i, c, t], training=True)) for i, c, t in zip(images, conditions, texts)]
-        joined = [ops.concatenate(list(group), axis=0) for group in (images, conditions, texts)]
-        return ops.split(to_float32(discriminator(joined, training=True)), len(images), axis=0)
+            return [to_float32(discriminator(list(group), training=True)) for group in zip(*inputs)]
+        joined = [ops.concatenate(list(values), axis=0) for values in inputs]
+        return ops.split(to_float32(discriminator(joined, training=True)), len(inputs[0]), axis=0)
 
     def _gan_step(self, generator, discriminator, g_optimizer, d_optimizer, real, g_inputs, d_condition,
                   text, wrong_text, global_batch_size, cls_weight):
@@ -210,29 +211,21 @@ class GawwnTraining:
             real = self._keypoints(batch)
             given = real * ops.cast(ops.expand_dims(batch["keypoint_keep"], -1), real.dtype)
             # Keypoint "images" are the part sets; the critic has no wrong-text term (cls weight 0).
-            kp = self._keypoint_gan_step(real, given, text, batch["keypoint_z"], global_batch_size)
-            losses.update(kp)
+            losses.update(self._keypoint_gan_step(real, given, text, batch["keypoint_z"], global_batch_size))
         return losses
 
     def _keypoint_gan_step(self, real, given, text, z, global_batch_size):
         completer, critic = self.keypoint_completer, self.keypoint_critic
-        joint = self.config.model.d_joint_batch
-
-        def criticise(parts):
-            if joint:
-                return ops.split(to_float32(critic([ops.concatenate(parts, 0), ops.concatenate([text] * len(parts), 0)],
-                                                   training=True)), len(parts), axis=0)
-            return [to_float32(critic([p, text], training=True)) for p in parts]
-
         with tf.GradientTape(persistent=True) as tape:
             fake = to_float32(completer([z, text, given], training=True))
-            d_real, d_fake = criticise([real, fake])
+            d_real, d_fake = self._discriminate(critic, (real, fake), (text, text))
             # main_gen_keypoints.lua: real and fake weigh 1 each, targets 1 and 0, no label smoothing.
             d_loss = average(gan_cls_discriminator_loss(d_real, None, d_fake, cls_weight=0.0), global_batch_size)
             with tape.stop_recording():
                 minimize(self.kd_optimizer, tape, d_loss, critic.trainable_variables)
-            d_fake_for_g = d_fake if self.config.model.reuse_d_forward else criticise([real, fake])[1]
-            g_loss = average(gan_cls_generator_loss(d_fake_for_g), global_batch_size)
+            if not self.config.model.reuse_d_forward:
+                d_fake = self._discriminate(critic, (real, fake), (text, text))[1]
+            g_loss = average(gan_cls_generator_loss(d_fake), global_batch_size)
         minimize(self.kg_optimizer, tape, g_loss, completer.trainable_variables)
         del tape
         return {"keypoint_d_loss": d_loss, "keypoint_g_loss": g_loss}

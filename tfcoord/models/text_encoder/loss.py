@@ -12,6 +12,24 @@ from __future__ import annotations
 from keras import ops
 
 
+def _scores(image_features, text_features, all_image_features, all_text_features, center: bool, weights=None):
+    """``(own (B,), image vs candidate texts (B, N), text vs candidate images (B, N))``; with ``center`` both sides
+    first lose the mean of the candidates that ``weights`` (N,) counts (every candidate for None)."""
+    if center:
+        if weights is None:
+            image_mean = ops.mean(all_image_features, axis=0, keepdims=True)
+            text_mean = ops.mean(all_text_features, axis=0, keepdims=True)
+        else:
+            column, count = ops.expand_dims(weights, 1), ops.maximum(ops.sum(weights), 1.0)
+            image_mean = ops.sum(all_image_features * column, axis=0, keepdims=True) / count
+            text_mean = ops.sum(all_text_features * column, axis=0, keepdims=True) / count
+        image_features, all_image_features = image_features - image_mean, all_image_features - image_mean
+        text_features, all_text_features = text_features - text_mean, all_text_features - text_mean
+    own = ops.sum(image_features * text_features, axis=-1)
+    return (own, ops.matmul(image_features, ops.transpose(all_text_features)),
+            ops.matmul(text_features, ops.transpose(all_image_features)))
+
+
 def joint_embedding_loss(image_features, text_features, labels, all_image_features=None, all_text_features=None,
                          all_labels=None, center: bool = False, all_weights=None):
     """Per-example symmetric structured joint embedding loss and retrieval accuracy.
@@ -27,9 +45,6 @@ def joint_embedding_loss(image_features, text_features, labels, all_image_featur
     ``all_weights`` (N,) 0 drops a candidate (a held-out class) from the negatives, the count
     and the centring; None counts every candidate.
 
-    Not the paper's loss (per example, no class expectation): see
-    :func:`structured_joint_embedding_loss`. GAWWN's joint encoder training uses it.
-
     Returns:
         (loss (B,), correct (B,) 1.0 where the image's best-scoring text has its class).
     """
@@ -37,19 +52,9 @@ def joint_embedding_loss(image_features, text_features, labels, all_image_featur
     all_text_features = text_features if all_text_features is None else all_text_features
     all_labels = labels if all_labels is None else all_labels
     weights = None if all_weights is None else ops.cast(all_weights, image_features.dtype)
-    if center:
-        if weights is None:
-            image_mean = ops.mean(all_image_features, axis=0, keepdims=True)
-            text_mean = ops.mean(all_text_features, axis=0, keepdims=True)
-        else:
-            column, total = ops.expand_dims(weights, 1), ops.maximum(ops.sum(weights), 1.0)
-            image_mean = ops.sum(all_image_features * column, axis=0, keepdims=True) / total
-            text_mean = ops.sum(all_text_features * column, axis=0, keepdims=True) / total
-        image_features, all_image_features = image_features - image_mean, all_image_features - image_mean
-        text_features, all_text_features = text_features - text_mean, all_text_features - text_mean
-    own = ops.sum(image_features * text_features, axis=-1, keepdims=True)  # (B, 1)
-    image_vs_texts = ops.matmul(image_features, ops.transpose(all_text_features))  # (B, N)
-    text_vs_images = ops.matmul(text_features, ops.transpose(all_image_features))
+    own, image_vs_texts, text_vs_images = _scores(image_features, text_features, all_image_features,
+                                                  all_text_features, center, weights)
+    own = ops.expand_dims(own, 1)  # (B, 1)
     other_class = ops.cast(ops.not_equal(ops.expand_dims(labels, 1), ops.expand_dims(all_labels, 0)), own.dtype)
     hinge = ops.relu(1.0 + image_vs_texts - own) + ops.relu(1.0 + text_vs_images - own)
     if weights is None:
@@ -143,16 +148,8 @@ def structured_joint_embedding_loss(image_features, text_features, labels, weigh
     if all_weights is None:
         all_weights = ops.ones_like(all_labels, dtype=dtype) if all_labels is not labels else weights
     all_weights = ops.cast(all_weights, dtype)
-    if center:
-        column = ops.expand_dims(all_weights, 1)
-        count = ops.maximum(ops.sum(all_weights), 1.0)
-        image_mean = ops.sum(all_image_features * column, axis=0, keepdims=True) / count
-        text_mean = ops.sum(all_text_features * column, axis=0, keepdims=True) / count
-        image_features, all_image_features = image_features - image_mean, all_image_features - image_mean
-        text_features, all_text_features = text_features - text_mean, all_text_features - text_mean
-    own = ops.sum(image_features * text_features, axis=-1)  # (B,)
-    image_vs_texts = ops.matmul(image_features, ops.transpose(all_text_features))  # (B, N)
-    text_vs_images = ops.matmul(text_features, ops.transpose(all_image_features))
+    own, image_vs_texts, text_vs_images = _scores(image_features, text_features, all_image_features,
+                                                  all_text_features, center, all_weights)
     image_side, correct = class_expectation_hinge(image_vs_texts, own, labels, all_labels, all_weights, reduction)
     text_side, _ = class_expectation_hinge(text_vs_images, own, labels, all_labels, all_weights, reduction)
     return (image_side + text_side) * weights, correct

@@ -27,7 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfcoord.data.gawwn.captions import tokenize_all
+from tfcoord.data.gawwn.captions import ALPHABET, tokenize_all
 from tfcoord.errors import UserError
 from tfcoord.gan.distribute import average, gather_features
 from tfcoord.models.base import TrainableModel, step_seed
@@ -89,6 +89,15 @@ def load_image_features(path, source: str, embedding_dim: int, projection: bool)
     if not np.all(np.isfinite(table)):
         raise UserError(f"image features {path} hold NaN or infinite values; recompute them")
     return table
+
+
+def encode_text_signature(encoder, doc_length: int):
+    """The ``encode_text`` serving signature of a text encoder (also exported by GAWWN runs that have one)."""
+    @tf.function(input_signature=[tf.TensorSpec([None, doc_length], tf.int32, name="tokens")])
+    def encode_text(tokens):
+        return {"text_embedding": encoder(tokens, training=False)}
+
+    return encode_text
 
 
 class TextEncoderModel(TrainableModel):
@@ -235,13 +244,6 @@ class TextEncoderModel(TrainableModel):
         tokens = tokenize_all(list(captions), self.config.model.doc_length)
         return np.asarray(self.text_encoder(tokens, training=False))
 
-    def _evaluation_batches(self, num: int, batch_size: int):
-        from tfcoord.data import make_dataset
-
-        data = make_dataset(self.config.data.source, image_size=self.image_size(), batch_size=batch_size,
-                            seed=self.config.train.seed + EVALUATION_SEED_OFFSET, training=False)
-        return data.take(max(1, num // batch_size))
-
     def zero_shot(self, num_images: int = 512, batch_size: int = 64, held_out: bool = True) -> dict:
         """Zero-shot classification and retrieval on evaluation images, as the paper scores them.
 
@@ -257,9 +259,12 @@ class TextEncoderModel(TrainableModel):
         Returns:
             {"top1", "map", "chance" (1 / classes), "classes", "images"}.
         """
+        from tfcoord.data import make_dataset
+
+        data = make_dataset(self.config.data.source, image_size=self.image_size(), batch_size=batch_size,
+                            seed=self.config.train.seed + EVALUATION_SEED_OFFSET, training=False)
         images, labels, class_texts = [], [], {}
-        for batch in self._evaluation_batches(num_images, batch_size):
-            batch = {k: v for k, v in batch.items()}
+        for batch in data.take(max(1, num_images // batch_size)):
             keep = self.trained_class(batch["label"]).numpy() == (0.0 if held_out else 1.0)
             if not keep.any():
                 continue
@@ -320,24 +325,14 @@ class TextEncoderModel(TrainableModel):
         scores, _ = self.scores(max(4, min(num, 32)))
         span = scores.max() - scores.min()
         normalised = (scores - scores.min()) / (span if span > 0 else 1.0)
-        cell = 8
-        heat = np.kron(normalised, np.ones((cell, cell)))
+        heat = np.kron(normalised, np.ones((8, 8)))  # 8 x 8 pixels a score
         rgb = np.stack([heat, heat ** 2, 1.0 - heat], axis=-1)
         return to_uint8(rgb * 2.0 - 1.0)
 
     def serving_functions(self, patch_size=None):
-        cfg = self.config.model
-        encoder = self.text_encoder
-
-        @tf.function(input_signature=[tf.TensorSpec([None, cfg.doc_length], tf.int32, name="tokens")])
-        def encode_text(tokens):
-            return {"text_embedding": encoder(tokens, training=False)}
-
-        return {"encode_text": encode_text}
+        return {"encode_text": encode_text_signature(self.text_encoder, self.config.model.doc_length)}
 
     def serving_description(self):
-        from tfcoord.data.gawwn.captions import ALPHABET
-
         cfg = self.config.model
         return ServingDescription(
             model_type="text-encoder",

@@ -37,6 +37,7 @@ recurrent ones) and zero biases instead. ``keras.ops`` only.
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
 
 from tfcoord.data.gawwn.captions import ALPHABET_SIZE
@@ -56,11 +57,8 @@ def _pools(final_pool: bool):
 
 
 def steps_after_cnn(doc_length: int, final_pool: bool = True) -> int:
-    """Time steps left after the three convolutions and poolings.
-
-    201 characters -> 8 steps with ``final_pool`` (cvpr2016 ``HybridCNN``), 18 without
-    (icml2016 ``HybridCNNLong``, the published CUB encoder's ``gru18``).
-    """
+    """Time steps left after the three convolutions and poolings (of 201 characters: 8 with ``final_pool``, 18
+    without, the published CUB encoder's ``gru18``)."""
     length = doc_length
     for pool in _pools(final_pool):
         length = length - KERNEL_SIZE + 1  # 'valid' convolution
@@ -103,9 +101,6 @@ class FixedGru(keras.layers.Layer):
             hidden = update * candidate + (1.0 - update) * hidden
             total = total + hidden
         return total / sequence.shape[1] if self.average_states else hidden
-
-    def get_config(self):
-        return {**super().get_config(), "units": self.units, "average_states": self.average_states}
 
 
 @keras.saving.register_keras_serializable(package="tfcoord")
@@ -151,13 +146,11 @@ class CharCnnGru(keras.layers.Layer):
         return steps_after_cnn(self.doc_length, self.final_pool)
 
     def build(self, input_shape):
-        length, width = self.doc_length, ALPHABET_SIZE
-        for conv, pool in zip(self.convs, _pools(self.final_pool)):
-            conv.build((None, length, width))
-            length, width = length - KERNEL_SIZE + 1, conv.filters
-            if pool is not None:
-                length = (length - pool[0]) // pool[1] + 1
-        self.gru.build((None, length, width))
+        width = ALPHABET_SIZE
+        for conv in self.convs:
+            conv.build((None, None, width))
+            width = conv.filters
+        self.gru.build((None, self.steps, width))
         self.projection.build((None, width))
 
     def call(self, tokens):
@@ -168,10 +161,6 @@ class CharCnnGru(keras.layers.Layer):
             if pool is not None:
                 x = ops.max_pool(x, pool_size=pool[0], strides=pool[1], padding="valid")
         return self.projection(self.gru(x))
-
-    def get_config(self):
-        return {**super().get_config(), "embedding_dim": self.embedding_dim, "channels": self.channels,
-                "doc_length": self.doc_length, "final_pool": self.final_pool, "average_states": self.average_states}
 
 
 @keras.saving.register_keras_serializable(package="tfcoord")
@@ -195,8 +184,6 @@ class HashedNgramEncoder(keras.layers.Layer):
     def __init__(self, embedding_dim: int = 1024, ngram_sizes=(3, 6), seed: int = 2016, **kwargs):
         super().__init__(**kwargs)
         self.embedding_dim, self.ngram_sizes, self.seed = embedding_dim, tuple(ngram_sizes), seed
-        import numpy as np
-
         rng = np.random.default_rng(seed)
         self._scale = rng.integers(1, 32768, embedding_dim).astype("int32")
         self._shift = rng.integers(0, self.PRIME, embedding_dim).astype("int32")
@@ -221,10 +208,6 @@ class HashedNgramEncoder(keras.layers.Layer):
             total = total + ops.sum(signs * weight, axis=1)
             count = count + ops.sum(weight, axis=1)
         return total / ops.sqrt(ops.maximum(count, 1.0))
-
-    def get_config(self):
-        return {**super().get_config(), "embedding_dim": self.embedding_dim, "ngram_sizes": self.ngram_sizes,
-                "seed": self.seed}
 
 
 @keras.saving.register_keras_serializable(package="tfcoord")
@@ -255,7 +238,3 @@ class ImageEncoder(keras.layers.Layer):
         for conv in self.convs:
             x = ops.leaky_relu(conv(x), 0.2)
         return self.projection(ops.mean(x, axis=(1, 2)))
-
-    def get_config(self):
-        return {**super().get_config(), "embedding_dim": self.embedding_dim, "width": self.width,
-                "image_size": self.image_size}
