@@ -38,9 +38,7 @@ def cips_keras(model, signature, inputs):
 
 def infinitygan_keras(model, signature, inputs):
     """What InfinityGAN's signatures compute, through the Keras generator (eval mode)."""
-    from tfcoord.models.infinitygan.infinite import _generator_of
-
-    generator = _generator_of(model)
+    generator = model.sampler.generator
     if signature == "map_latent":
         return {"style": np.asarray(generator.texture.map(inputs["global_latent"]))}
     noises = [inputs[name] for name in sorted(inputs) if name.startswith("noise_")]

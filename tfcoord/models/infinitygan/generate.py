@@ -19,7 +19,7 @@ at the next reachable size and centre-cropped; a panorama's width must be a mult
 pixels per latent (16). ``layout.json`` records the patch grid.
 
 ``--seeding legacy`` draws z_g, z_l and the noise with NumPy's generators as tfcoord did before
-the portable recipe (:mod:`.seeding`), so a seed gives the image it gave then; those canvases
+the portable recipe (:mod:`.sampling`), so a seed gives the image it gave then; those canvases
 are written by InfinityGAN's own PNG writer (same pixels as the canvas engine's).
 
 The inversions (``--invert``, ``--outpaint``, ``--inbetween``) add the paper's LPIPS term when

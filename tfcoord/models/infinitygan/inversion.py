@@ -30,8 +30,7 @@ import numpy as np
 
 from tfcoord.errors import UserError
 from tfcoord.metrics.lpips import MIN_SIZE as LPIPS_MIN_SIZE
-from tfcoord.models.infinitygan.infinite import (CanvasLatents, CanvasPlan, StyleCentre, _generator_of,
-                                                 generate_canvas)
+from tfcoord.models.infinitygan.infinite import CanvasLatents, CanvasPlan, StyleCentre, generate_canvas
 
 
 @dataclasses.dataclass
@@ -76,7 +75,7 @@ def _gaussianize(w, ops):
 
 def style_statistics(model, samples: int = 10000, seed: int = 0):
     """Mean style w and the mean / inverse covariance of the Gaussianised styles of ``samples`` z_g."""
-    generator = _generator_of(model)
+    generator = model.sampler.generator
     dim = model.config.model.global_latent_dim
     z = np.random.default_rng([seed, 11]).standard_normal((samples, dim)).astype(np.float32)
     w = np.concatenate([np.asarray(generator.texture.map(z[i:i + 2000])) for i in range(0, samples, 2000)])
@@ -131,7 +130,7 @@ def invert(model, image, *, steps: int = 3000, lr: float = 0.1, seed: int = 0, c
         raise UserError(f"inverting with LPIPS needs an image of at least {LPIPS_MIN_SIZE} x {LPIPS_MIN_SIZE} "
                         f"pixels, got {image.shape[0]} x {image.shape[1]}")
     weights = weights or InversionWeights()
-    generator = _generator_of(model)
+    generator = model.sampler.generator
     texture = generator.texture
     plan = CanvasPlan(model.geometry, image.shape[0], image.shape[1])
     start = CanvasLatents(model, plan, seed).whole()
