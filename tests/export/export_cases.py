@@ -22,9 +22,9 @@ import pytest
 def cocogan_keras(model, signature, inputs):
     """What COCO-GAN's signatures compute, through the Keras model."""
     if signature == "generate_patch":
-        return {"rgb": np.asarray(model.micro_patches(inputs["z"], inputs["micro_coords"]))}
+        return {"rgb": np.asarray(model.sampler.micro_patches(inputs["z"], inputs["micro_coords"]))}
     if signature == "generate_full":
-        return {"rgb": model.generate_full(inputs["z"])}
+        return {"rgb": model.sampler.generate_full(inputs["z"])}
     raise KeyError(signature)
 
 

@@ -64,7 +64,7 @@ def generate(model, args, out: Path) -> list[Path]:
         (out / "patch_guided.json").write_text(json.dumps(
             {"estimated_macro_coords": coords_est[0].tolist(), "estimated_z": z_est[0].tolist()}))
         return written
-    images = model.generate_full(model.latents(args.seed, args.num), extrapolation_steps=args.extrapolate)
+    images = model.sampler.generate_full(model.latents(args.seed, args.num), extrapolation_steps=args.extrapolate)
     for i, image in enumerate(images):
         written.append(save_png(image, out / f"seed{args.seed}_{i:04d}.png"))
         if args.panorama:
