@@ -21,7 +21,7 @@ class CocoGanSampler:
         return self.generator([z, micro_coords], training=False)
 
     def patch_function(self, xla: bool = False):
-        """:meth:`micro_patches` as a tf.function; ``xla``: compiled with XLA (``python -m tfcoord.generate ... --xla``)."""
+        """:meth:`micro_patches` as a tf.function; ``xla``: compiled with XLA (``generate ... --xla``)."""
         if xla not in self._functions:
             self._functions[xla] = tf.function(self.micro_patches, reduce_retracing=True,
                                                jit_compile=True if xla else None)

@@ -61,8 +61,9 @@ class InfinityGanConfig:
 
         return InfinityGanCoordinates(
             window=self.geometry().window, ts_input_size=self.ts_input_size,
-            vertical_positions=self.coord_vertical_positions, horizontal_occupy_ratio=self.coord_horizontal_occupy_ratio,
-            vertical_cut=self.coord_vertical_cut, system=self.coord_system, jitter=self.coord_jitter)
+            vertical_positions=self.coord_vertical_positions,
+            horizontal_occupy_ratio=self.coord_horizontal_occupy_ratio, vertical_cut=self.coord_vertical_cut,
+            system=self.coord_system, jitter=self.coord_jitter)
 
     def validate(self) -> None:
         if not self.ts_channels or any(c < 1 for c in self.ts_channels):

@@ -104,22 +104,16 @@ class CanvasLatents:
     ``seeding`` picks the fields' recipe (:mod:`.sampling`: ``portable``, or ``legacy`` for images made before it)."""
 
     def __init__(self, model, plan: CanvasPlan, seed: int, noise: bool = True, seeding: str = "portable"):
-        self.plan, self.seed, self.noise = plan, int(seed), noise
-        self.seeding = check_seeding(seeding)
-        geometry = plan.geometry
-        self.geometry = geometry
-        self.coordinates = model.coordinates
-        period = plan.period
-        local_dim = model.config.model.local_latent_dim
+        self.plan, self.noise, self.geometry, self.coordinates = plan, noise, plan.geometry, model.coordinates
+        period, local_dim = plan.period, model.config.model.local_latent_dim
         self.local = PositionalField(seed, (FIELD_LOCAL,), local_dim, tile=LOCAL_FIELD_TILE, period=period,
                                      cache_tiles=max(64, 4 * (plan.local_cols // LOCAL_FIELD_TILE + 2)),
                                      seeding=seeding)
-        self.noises = []
-        for i, unit in enumerate(geometry.output_units()):
-            self.noises.append(PositionalField(seed, (FIELD_NOISE, i), 1, tile=NOISE_FIELD_TILE,
-                                               period=None if period is None else unit * period,
-                                               cache_tiles=max(16, 3 * (unit * plan.local_cols // NOISE_FIELD_TILE
-                                                                        + 2)), seeding=seeding))
+        self.noises = [PositionalField(seed, (FIELD_NOISE, i), 1, tile=NOISE_FIELD_TILE,
+                                       period=None if period is None else unit * period,
+                                       cache_tiles=max(16, 3 * (unit * plan.local_cols // NOISE_FIELD_TILE + 2)),
+                                       seeding=seeding)
+                       for i, unit in enumerate(self.geometry.output_units())]
 
     def coords(self, top: int, left: int, size_rows: int, size_cols: int) -> np.ndarray:
         return self.coordinates.canvas_coords(top, size_rows, left, size_cols, total_rows=self.plan.local_rows,
@@ -308,16 +302,11 @@ def generate_canvas(model, height: int, width: int, *, seed: int = 0, global_lat
     if direct:
         out[...] = renderer.whole()[top:top + plan.height, left:left + plan.width]
         return out
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    from tqdm import tqdm
 
-        bar = tqdm(total=plan.num_patches, desc=f"canvas {plan.height}x{plan.width}", unit="patch")
-    try:
+    with tqdm(total=plan.num_patches, desc=f"canvas {plan.height}x{plan.width}", unit="patch",
+              disable=not progress) as bar:
         renderer.paint(out, top, left, batch_patches, bar)
-    finally:
-        if bar is not None:
-            bar.close()
     return out
 
 
@@ -379,6 +368,5 @@ def example_inputs(model, description: dict, signature: str, batch: int, seed: i
               "local_latent": np.stack([p["local_latent"] for p in patches]),
               "coords": np.stack([p["coords"] for p in patches])}
     for i in range(len(patches[0].get("noises", []))):
-        noise = np.stack([p["noises"][i] for p in patches])
-        inputs[f"noise_{i}"] = noise.reshape(*noise.shape[:3], 1)
+        inputs[f"noise_{i}"] = np.stack([p["noises"][i] for p in patches])
     return {name: value.astype("float32") for name, value in inputs.items()}

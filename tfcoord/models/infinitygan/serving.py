@@ -50,14 +50,13 @@ def serving_functions(model, patch_size=None) -> dict:
         # A window of n TS-input latents gives 16n - 75 px; only the reachable sizes are exact.
         raise UserError(f"InfinityGAN patches are {geometry.patch_size} px (model geometry); pass --patch "
                         f"{geometry.patch_size}")
-    coord_dim = 4 if cfg.coord_system == "torus" else 3
     # Dynamic windows by default (any number of latents: larger windows give larger images);
     # with ``patch_size`` (TFLite) every spatial size is the one of a single patch.
     window = None if patch_size is None else geometry.window
     sizes = [None] * geometry.num_convs if patch_size is None else geometry.conv_output_sizes()
     base = [tf.TensorSpec([None, cfg.global_latent_dim], tf.float32, name="global_latent"),
             tf.TensorSpec([None, window, window, cfg.local_latent_dim], tf.float32, name="local_latent"),
-            tf.TensorSpec([None, window, window, coord_dim], tf.float32, name="coords")]
+            tf.TensorSpec([None, window, window, model.coordinates.coord_dim], tf.float32, name="coords")]
     noise_specs = [tf.TensorSpec([None, size, size, 1], tf.float32, name=f"noise_{i}")
                    for i, size in enumerate(sizes)]
 
@@ -95,8 +94,7 @@ def serving_description(model) -> dict:
     sizes, steps, units = geometry.conv_output_sizes(), geometry.noise_steps(), geometry.output_units()
     window, step, pad = geometry.window, geometry.latent_step, geometry.ss_padding
     ppl = geometry.pixels_per_latent
-    torus = cfg.coord_system == "torus"
-    if torus:
+    if cfg.coord_system == "torus":
         period = coordinates.meta_cols - 1
         coords_formula = (f"coords[i, j] = (cos(pi*v), sin(pi*v), cos(pi*u), sin(pi*u)) with v = 2*i/{period} - 1 "
                           f"and u = 2*j/{period} - 1")
