@@ -36,54 +36,35 @@ from tfcoord.generation.fields import PositionalField, check_seeding
 from tfcoord.models.infinitygan.sampling import FIELD_LOCAL, FIELD_NOISE, LOCAL_FIELD_TILE, NOISE_FIELD_TILE
 
 
-@dataclasses.dataclass(frozen=True)
-class CanvasPlan:
-    """Which patches make a ``height`` x ``width`` canvas and where they go (see the module docstring):
-    the shared planner's :class:`~tfcoord.generation.tiles.TileGrid` of patches at the patch stride,
-    centre-cropped."""
+@dataclasses.dataclass(frozen=True, init=False)
+class CanvasPlan(planner.TileGrid):
+    """Which patches make a ``height`` x ``width`` canvas and where they go (see the module docstring): the
+    shared planner's grid of patches at the patch stride, centre-cropped. ``offset`` is the top-left pixel of
+    the returned image inside the covered canvas; a panorama starts at canvas column 0, so that image column x
+    is canvas column x and columns x and x + period get the same inputs."""
 
-    geometry: object  # PatchGeometry
-    height: int
-    width: int
-    panorama: bool = False
+    geometry: object = None  # PatchGeometry
     period_width: int | None = None  # panorama period in px (default: the width)
-    grid: planner.TileGrid = dataclasses.field(init=False, repr=False, compare=False)
 
-    def __post_init__(self):
-        g = self.geometry
-        object.__setattr__(self, "grid", planner.TileGrid(self.height, self.width, (g.patch_size,) * 2,
-                                                          (g.pixel_step,) * 2, "center", self.panorama))
-        if self.panorama:
-            planner.panorama_period(self.period_width or self.width, g.pixels_per_latent)
-
-    @property
-    def rows(self) -> int:
-        return self.grid.rows
-
-    @property
-    def cols(self) -> int:
-        return self.grid.cols
+    def __init__(self, geometry, height: int, width: int, panorama: bool = False, period_width: int | None = None):
+        object.__setattr__(self, "geometry", geometry)
+        object.__setattr__(self, "period_width", period_width)
+        super().__init__(height, width, (geometry.patch_size,) * 2, (geometry.pixel_step,) * 2, "center", panorama)
+        if panorama:
+            planner.panorama_period(period_width or width, geometry.pixels_per_latent)
 
     @property
     def num_patches(self) -> int:
-        return self.grid.num_tiles
+        return self.num_tiles
 
     @property
     def canvas_height(self) -> int:
         """Pixels the patches cover vertically (>= height: the reachable size rounded up)."""
-        return self.grid.covered_height
+        return self.covered_height
 
     @property
     def canvas_width(self) -> int:
-        return self.grid.covered_width
-
-    @property
-    def offset(self) -> tuple[int, int]:
-        """Top-left pixel of the returned (centre-cropped) image inside the covered canvas.
-
-        A panorama starts at canvas column 0, so that image column x is canvas column x and
-        columns x and x + period get the same inputs."""
-        return self.grid.offset
+        return self.covered_width
 
     @property
     def local_rows(self) -> int:
