@@ -1,11 +1,9 @@
 """COCO-GAN: generation by parts via conditional coordinating (Lin et al., ICCV 2019).
 
-The wiring of its parts: the networks (:mod:`~tfcoord.models.cocogan.generator`,
-:mod:`~tfcoord.models.cocogan.discriminator`: D with heads A and Q), the training step
-(:mod:`~tfcoord.models.cocogan.training`), the sampler (:mod:`~tfcoord.models.cocogan.sampling`:
-all micro patches of one z assembled into the full image, optionally beyond the training
-boundary or on a cylinder), the canvas (:mod:`~tfcoord.models.cocogan.canvas`) and the serving
-signatures (:mod:`~tfcoord.models.cocogan.serving`).
+The wiring of its parts: the networks (:mod:`~tfcoord.models.cocogan.generator`, D with heads A and Q in
+:mod:`~tfcoord.models.cocogan.discriminator`), the training step (:mod:`~tfcoord.models.cocogan.training`),
+the sampler (:mod:`~tfcoord.models.cocogan.sampling`), the canvas (:mod:`~tfcoord.models.cocogan.canvas`) and
+the serving signatures (:mod:`~tfcoord.models.cocogan.serving`).
 """
 
 from __future__ import annotations
@@ -62,7 +60,6 @@ class CocoGan(CocoGanTraining, CoordinateGan):
     def build_networks(self):
         with self.dtype_policy_scope():  # train.precision
             self.generator, self.discriminator, self.spatial_head, self.content_head = build_networks(self.config.model)
-            self.generator_ema = None
             if self.config.optim.g_ema_decay:
                 self.generator_ema = build_generator(self.config.model, name="G_generator_ema")
                 self.generator_ema.set_weights(self.generator.get_weights())
@@ -81,12 +78,9 @@ class CocoGan(CocoGanTraining, CoordinateGan):
         return items
 
     def network_items(self):
-        items = dict(generator=self.generator, discriminator=self.discriminator, spatial_head=self.spatial_head)
-        if self.content_head is not None:
-            items["content_head"] = self.content_head
-        if self.generator_ema is not None:
-            items["generator_ema"] = self.generator_ema
-        return items
+        items = dict(generator=self.generator, discriminator=self.discriminator, spatial_head=self.spatial_head,
+                     content_head=self.content_head, generator_ema=self.generator_ema)
+        return {name: network for name, network in items.items() if network is not None}
 
     @property
     def sampling_generator(self):

@@ -28,17 +28,11 @@ class CocoGanSampler:
         return self._functions[xla]
 
     def generate_full(self, z, extrapolation_steps: int = 0, batch_patches: int = 256):
-        """Full images assembled from all micro patches of each z (eval mode).
+        """Full images (B, rows * micro, cols * micro, 3) in [-1, 1] of latents z (B, z_dim), assembled from all
+        their micro patches (eval mode), ``batch_patches`` per generator call (bounds memory).
 
-        Args:
-            z: (B, z_dim) latents.
-            extrapolation_steps: micro patches added beyond the training boundary on each
-                side (Euclidean: every side; cylindrical: top and bottom only).
-            batch_patches: micro patches per generator call (bounds memory).
-
-        Returns:
-            (B, rows * micro, cols * micro, 3) images in [-1, 1]; patches are laid out
-            row-major, so patch (r, c) covers rows ``r*micro:(r+1)*micro``.
+        ``extrapolation_steps`` adds micro patches beyond the training boundary on each side (Euclidean: every
+        side; cylindrical: top and bottom only). Patch (r, c) covers rows ``r*micro:(r+1)*micro``.
         """
         z = np.asarray(z, "float32")
         grid = np.asarray(self.geometry.full_micro_grid(extrapolation_steps))

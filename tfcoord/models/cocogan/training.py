@@ -28,13 +28,16 @@ EXTRAPOLATION_BOUND = 1.0 + 1e-4
 EXTRAPOLATION_G_BLOCKS = ("g_resblock_0", "g_resblock_1")
 
 
-def spatial_loss(predicted, target, kind: str):
-    """Per-example spatial consistency loss L_S: mean squared error (official) or L2 distance."""
+def spatial_loss(predicted, target, kind: str, trained=None):
+    """Per-example spatial consistency loss L_S: mean squared error (official) or L2 distance. ``trained``: (B,)
+    bool, the examples whose loss is back-propagated (the others' is only logged); None: all."""
     predicted = to_float32(predicted)  # the loss in float32 whatever the dtype policy (train.precision)
     target = ops.cast(target, predicted.dtype)
     if kind == "l2_norm":
-        return ops.sqrt(ops.sum(ops.square(predicted - target), axis=-1) + 1e-12)
-    return ops.mean(ops.square(predicted - target), axis=-1)
+        loss = ops.sqrt(ops.sum(ops.square(predicted - target), axis=-1) + 1e-12)
+    else:
+        loss = ops.mean(ops.square(predicted - target), axis=-1)
+    return loss if trained is None else ops.where(trained, loss, ops.stop_gradient(loss))
 
 
 def advance_spectral_norms(*networks):
@@ -64,23 +67,21 @@ class CocoGanTraining:
         """The Adam optimizers, built for the networks' variables (after a conversion, too)."""
         optim = self.config.optim
 
-        def adam(lr):  # loss-scaled under mixed_float16 (tfcoord.training.precision)
-            return loss_scaled(keras.optimizers.Adam(lr, beta_1=optim.beta_1, beta_2=optim.beta_2,
-                                                     epsilon=optim.epsilon), self.precision)
+        def adam(lr, variables):  # loss-scaled under mixed_float16 (tfcoord.training.precision)
+            optimizer = loss_scaled(keras.optimizers.Adam(lr, beta_1=optim.beta_1, beta_2=optim.beta_2,
+                                                          epsilon=optim.epsilon), self.precision)
+            optimizer.build(variables)  # eagerly, inside the strategy scope: avoids P16
+            return optimizer
 
-        self.g_optimizer, self.d_optimizer = adam(optim.lr_g), adam(optim.lr_d)
-        # Building optimizers eagerly inside the strategy scope avoids P16.
-        self.g_optimizer.build(self.g_variables())
-        self.d_optimizer.build(self.d_variables())
+        self.g_optimizer = adam(optim.lr_g, self.g_variables())
+        self.d_optimizer = adam(optim.lr_d, self.d_variables())
         self.q_optimizer = None
         if self.content_head is not None:
-            self.q_optimizer = adam(optim.lr_q)
-            self.q_optimizer.build(self.content_head.trainable_variables)
+            self.q_optimizer = adam(optim.lr_q, self.content_head.trainable_variables)
         self.extrapolation_optimizers = None
         if self.config.loss.extrapolation_steps:
-            self.extrapolation_optimizers = (adam(optim.lr_g), adam(optim.lr_d))
-            self.extrapolation_optimizers[0].build(self.extrapolation_g_variables())
-            self.extrapolation_optimizers[1].build(self.d_variables())
+            self.extrapolation_optimizers = (adam(optim.lr_g, self.extrapolation_g_variables()),
+                                             adam(optim.lr_d, self.d_variables()))
 
     def g_variables(self):
         variables = list(self.generator.trainable_variables)
@@ -118,8 +119,7 @@ class CocoGanTraining:
             inputs["roll"] = tf.random.stateless_uniform([batch], seeds[4], 0, self.geometry.full_width, tf.int32)
         steps = cfg.loss.extrapolation_steps
         if steps:
-            rows = self.geometry.macro_rows(steps)
-            cols = self.geometry.macro_cols(steps)
+            rows, cols = self.geometry.macro_rows(steps), self.geometry.macro_cols(steps)
             extrap_seeds = tf.random.experimental.stateless_split(seeds[5], 2)
             shift = 0 if self.geometry.system == "cylindrical" else steps
             inputs["extrapolation_row"] = tf.random.stateless_uniform([batch], extrap_seeds[0], 0, rows, tf.int32) - steps
@@ -188,9 +188,7 @@ class CocoGanTraining:
                                                    loss_cfg.gp_norm)
             predicted_real, predicted_fake = self._spatial_predictions(h_real, h_fake, update_u=False)
             spatial_real = spatial_loss(predicted_real, real_coords, loss_cfg.spatial_loss)
-            spatial_fake = spatial_loss(predicted_fake, fake_coords, loss_cfg.spatial_loss)
-            if fake_spatial_mask is not None:
-                spatial_fake = ops.where(fake_spatial_mask, spatial_fake, ops.stop_gradient(spatial_fake))
+            spatial_fake = spatial_loss(predicted_fake, fake_coords, loss_cfg.spatial_loss, fake_spatial_mask)
             per_example = (wasserstein_discriminator_loss(d_real, d_fake) + loss_cfg.gp_weight * penalty
                            + loss_cfg.spatial_weight * (spatial_real + spatial_fake))
             terms = {"wasserstein": average(d_real - d_fake, global_batch_size),
@@ -227,9 +225,7 @@ class CocoGanTraining:
             else:
                 predicted_fake = self.spatial_head(h_fake, training=True, update_u=False)
                 spatial_real = 0.0
-            spatial_fake = spatial_loss(predicted_fake, fake_coords, loss_cfg.spatial_loss)
-            if fake_spatial_mask is not None:
-                spatial_fake = ops.where(fake_spatial_mask, spatial_fake, ops.stop_gradient(spatial_fake))
+            spatial_fake = spatial_loss(predicted_fake, fake_coords, loss_cfg.spatial_loss, fake_spatial_mask)
             adversarial = wasserstein_generator_loss(d_fake)
             per_example = adversarial + loss_cfg.spatial_weight * (spatial_real + spatial_fake)
             if self._uses_content():
@@ -279,10 +275,9 @@ class CocoGanTraining:
             fake_row, fake_col = batch["extrapolation_row"], batch["extrapolation_col"]
             coords = self.geometry.macro_coords(fake_row, fake_col)
             inside = ops.all(ops.abs(coords) <= EXTRAPOLATION_BOUND, axis=-1)
-            g_opt, d_opt = self.extrapolation_optimizers
             extrapolation, _ = self._adversarial_step(
                 images, batch["z"], batch["gp_alpha"], batch["macro_row"], batch["macro_col"],
-                fake_row, fake_col, global_batch_size, g_opt, d_opt, self.extrapolation_g_variables(),
-                fake_spatial_mask=inside)
+                fake_row, fake_col, global_batch_size, *self.extrapolation_optimizers,
+                self.extrapolation_g_variables(), fake_spatial_mask=inside)
             losses.update({f"extrapolation/{k}": v for k, v in extrapolation.items()})
         return losses
