@@ -5,7 +5,7 @@
 
 Training runs the real path (``Trainer._prepare``, ``_dataset``, ``_step_function``)
 on synthetic landscapes; CelebA 64 is the paper's network at batch 16 instead of 64
-to keep the run short. Generation times ``CocoGan.generate_full`` on untrained
+to keep the run short. Generation times ``CocoGanSampler.generate_full`` on untrained
 networks (the weights do not change the cost) after a warm-up call, as the median of
 several runs. Each workload runs in its own process (see :mod:`bench.common`).
 """
@@ -70,13 +70,13 @@ def generate_workload(preset, batch, runs):
     model = load_model(preset)
     model.build_networks()
     z = model.latents(0, batch)
-    first_call = seconds(lambda: model.generate_full(z))
-    times = [seconds(lambda: model.generate_full(z)) for _ in range(runs)]
+    first_call = seconds(lambda: model.sampler.generate_full(z))
+    times = [seconds(lambda: model.sampler.generate_full(z)) for _ in range(runs)]
     result = {"first_call_s": first_call, "run_times_s": times, "s_per_image": statistics.median(times) / batch,
               **memory(baseline)}
     patches = model.geometry.micro_rows * model.geometry.micro_cols
     shapes = [tf.TensorSpec([patches, model.config.model.z_dim]), tf.TensorSpec([patches, model.geometry.coord_dim])]
-    counted = graph_macs(tf.function(model.micro_patches).get_concrete_function(*shapes)) / 1e9
+    counted = graph_macs(tf.function(model.sampler.micro_patches).get_concrete_function(*shapes)) / 1e9
     gmac = SPEC_GMAC.get(preset, counted)
     return {**result, "patches_per_image": patches, "gmac_counted": counted, "gmac_per_image": gmac,
             "images_per_s": 1 / result["s_per_image"], "gflop_per_s": 2 * gmac / result["s_per_image"]}
@@ -109,7 +109,7 @@ def summarize(training, generation, machine):
     latency = next(r["s_per_image"] for r in generation if r["preset"] == GOAL[0] and r["batch"] == 1)
     notes = [f"Training on synthetic landscapes, batch {TRAIN_PRESETS['celeba64']} for celeba64 "
              "(the paper trains at 64); the first step includes tracing.",
-             "Generation: CocoGan.generate_full after one warm-up call, median of the timed runs; "
+             "Generation: CocoGanSampler.generate_full after one warm-up call, median of the timed runs; "
              "GMAC per image from models.md §1.12 (tiny: counted from the traced generator).",
              f"{machine['cpu']}, {machine['cores']} cores, TF {machine['tensorflow']}, Keras {machine['keras']}; "
              f"1-minute load average at start / end {machine['load_average_start']:.2f} / "

@@ -155,7 +155,7 @@ def tfcoord_case(model: str, quick: bool, precision: str = "float32"):
             return (rng.uniform(-1, 1, (batch, cfg.z_dim)),)
 
         def forward(network, trainable, non_trainable, z):
-            # Every micro patch of every image in one G call (as CocoGan.generate_full), then merged.
+            # Every micro patch of every image in one G call (as CocoGanSampler.generate_full), then merged.
             batch = z.shape[0]
             z_per_patch = ops.repeat(z, rows * cols, axis=0)
             coords = ops.tile(ops.cast(micro_coords, z.dtype), (batch, 1))

@@ -6,7 +6,7 @@
 Every workload runs in its own process (:mod:`bench.common`) with the paper's 101/197 generator
 (36.4 M parameters, random weights: the weights do not change the cost):
 
-* ``patch``: the compiled patch function of the canvas engine (``infinite._renderers``: G_S + G_T
+* ``patch``: the compiled patch function of the canvas engine (``InfinityGanSampler.functions``: G_S + G_T
   with explicit noise, no XLA), batch 1 and 4, median seconds per patch after a warm-up call;
 * ``canvas``: the canvas engine as ``python -m tfcoord.generate --width W --height H`` runs it
   (:func:`tfcoord.generation.canvas.render_canvas` with InfinityGAN's renderer: 384 px tiles in
@@ -59,17 +59,17 @@ def patch_workload(batch, runs):
     baseline = start_child(*MODULES)
     import numpy as np
 
-    from tfcoord.models.infinitygan.infinite import CanvasLatents, CanvasPlan, _renderers, style_wplus
+    from tfcoord.models.infinitygan.infinite import CanvasLatents, CanvasPlan
 
     model = load_model()
     g = model.geometry
     latents = CanvasLatents(model, CanvasPlan(g, g.canvas_pixels(batch), g.patch_size), seed=0)
     inputs = [latents.patch(0, c) for c in range(batch)]
     z = np.repeat(model.global_latents(0, 1), batch, 0)
-    wplus = np.repeat(style_wplus(model, z[0])[None], batch, 0)
+    wplus = np.repeat(model.sampler.style_wplus(z[0])[None], batch, 0)
     args = (z, wplus, np.stack([i["local_latent"] for i in inputs]), np.stack([i["coords"] for i in inputs]),
             [np.stack([i["noises"][k] for i in inputs]) for k in range(g.num_convs)])
-    render = _renderers(model)["render"]
+    render = model.sampler.functions()["render"]
     first = seconds(lambda: np.asarray(render(*args)))
     times = [seconds(lambda: np.asarray(render(*args))) for _ in range(runs)]
     per_patch = statistics.median(times) / batch

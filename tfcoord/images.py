@@ -1,4 +1,4 @@
-"""Image helpers: [-1, 1] floats to uint8, sample grids, PNG files."""
+"""Image helpers: [-1, 1] floats to uint8 and back, sample grids, PNG files."""
 
 from __future__ import annotations
 
@@ -6,13 +6,28 @@ import math
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
+
+from tfcoord.errors import UserError
 
 
 def to_uint8(images) -> np.ndarray:
     """[-1, 1] floats -> uint8 (rounded, clipped)."""
     images = np.asarray(images, dtype="float32")
     return np.clip(np.rint((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def open_rgb(path, option: str = "") -> Image.Image:
+    """An image file in RGB, or a UserError naming it (after the CLI ``option`` that gave it, if any)."""
+    try:
+        return Image.open(path).convert("RGB")
+    except (OSError, UnidentifiedImageError) as err:
+        raise UserError(f"{option + ' ' if option else ''}{path} is not a readable image ({err})") from None
+
+
+def to_float(image) -> np.ndarray:
+    """uint8 pixels -> float32 in [-1, 1]."""
+    return (np.asarray(image, "float32") / 127.5 - 1.0).astype("float32")
 
 
 def image_grid(images, columns: int | None = None, padding: int = 2) -> np.ndarray:

@@ -22,9 +22,9 @@ import pytest
 def cocogan_keras(model, signature, inputs):
     """What COCO-GAN's signatures compute, through the Keras model."""
     if signature == "generate_patch":
-        return {"rgb": np.asarray(model.micro_patches(inputs["z"], inputs["micro_coords"]))}
+        return {"rgb": np.asarray(model.sampler.micro_patches(inputs["z"], inputs["micro_coords"]))}
     if signature == "generate_full":
-        return {"rgb": model.generate_full(inputs["z"])}
+        return {"rgb": model.sampler.generate_full(inputs["z"])}
     raise KeyError(signature)
 
 
@@ -38,9 +38,7 @@ def cips_keras(model, signature, inputs):
 
 def infinitygan_keras(model, signature, inputs):
     """What InfinityGAN's signatures compute, through the Keras generator (eval mode)."""
-    from tfcoord.models.infinitygan.infinite import _generator_of
-
-    generator = _generator_of(model)
+    generator = model.sampler.generator
     if signature == "map_latent":
         return {"style": np.asarray(generator.texture.map(inputs["global_latent"]))}
     noises = [inputs[name] for name in sorted(inputs) if name.startswith("noise_")]

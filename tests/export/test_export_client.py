@@ -67,7 +67,8 @@ def test_grpc_and_rest_draw_exactly_the_image_of_local_generation(exported, serv
             remote, _ = draw(backend_for(kind, exported, servers), *size)
             np.testing.assert_array_equal(remote, expected, err_msg=kind)  # same signature, same batches
         if exported.case.model_type == "cocogan":  # beyond-boundary canvas = generate --extrapolate
-            keras = exported.model.generate_full(exported.model.latents(3, 1), extrapolation_steps=steps)[0]
+            keras = exported.model.sampler.generate_full(exported.model.latents(3, 1),
+                                                         extrapolation_steps=steps)[0]
             # A panorama extrapolates vertically only; its wider canvas continues around the cylinder.
             np.testing.assert_allclose(expected[:, :keras.shape[1]], keras, atol=1e-5, rtol=0)
             if keras.shape[1] < expected.shape[1]:

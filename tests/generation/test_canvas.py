@@ -40,7 +40,7 @@ def assemble(renderer, width, height, tile, batch):
 def test_cocogan_tiles_equal_the_full_image(cocogan):
     model, checkpoint = cocogan
     renderer = model.canvas_renderer(32, 32, seed=3, checkpoint=checkpoint)
-    full = model.generate_full(model.latents(3, 1))[0]
+    full = model.sampler.generate_full(model.latents(3, 1))[0]
     for tile, batch in ((8, 1), (16, 3), (32, 2)):
         np.testing.assert_allclose(assemble(renderer, 32, 32, tile, batch), full, atol=1e-5)
 
@@ -48,7 +48,7 @@ def test_cocogan_tiles_equal_the_full_image(cocogan):
 def test_cocogan_canvas_extends_beyond_the_boundary(cocogan):
     model, checkpoint = cocogan
     renderer = model.canvas_renderer(48, 48, seed=3, checkpoint=checkpoint)
-    extrapolated = model.generate_full(model.latents(3, 1), extrapolation_steps=1)[0]
+    extrapolated = model.sampler.generate_full(model.latents(3, 1), extrapolation_steps=1)[0]
     np.testing.assert_allclose(assemble(renderer, 48, 48, 16, 4), extrapolated, atol=1e-5)
 
 

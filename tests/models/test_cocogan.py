@@ -53,7 +53,7 @@ def trained_tiny():
 def test_full_image_equals_training_time_merge(trained_tiny):
     model = trained_tiny
     z = model.latents(3, 2)
-    full = model.generate_full(z)
+    full = model.sampler.generate_full(z)
     size, micro = model.config.model.macro_size, model.config.model.micro_size
     for row in range(model.geometry.macro_rows()):
         for col in range(model.geometry.macro_cols()):
@@ -66,10 +66,10 @@ def test_full_image_equals_training_time_merge(trained_tiny):
 def test_micro_patch_alone_equals_its_place_in_the_image(trained_tiny):
     model = trained_tiny
     z = model.latents(5, 1)
-    full = model.generate_full(z, extrapolation_steps=1)
+    full = model.sampler.generate_full(z, extrapolation_steps=1)
     grid = np.asarray(model.geometry.full_micro_grid(1))
     micro = model.config.model.micro_size
-    alone = np.asarray(model.micro_patches(z, grid[2:3, 4]))
+    alone = np.asarray(model.sampler.micro_patches(z, grid[2:3, 4]))
     np.testing.assert_allclose(alone[0], full[0, 2 * micro:3 * micro, 4 * micro:5 * micro], atol=1e-6)
     assert full.shape == (1, 48, 48, 3)  # 32 + 2 micro patches of 8
 
@@ -78,12 +78,12 @@ def test_cylindrical_panorama_is_continuous_across_the_seam():
     model = CocoGan(config("panorama_tiny"))
     model.build_networks()
     z = model.latents(0, 2)
-    full = model.generate_full(z)
+    full = model.sampler.generate_full(z)
     assert full.shape == (2, 32, 96, 3)
     micro = model.config.model.micro_size
     # The micro patch one step past the last column is the first column again.
     coords = np.asarray(model.geometry.micro_coords(np.full(2, 1), np.full(2, model.geometry.micro_cols)))
-    past_the_end = np.asarray(model.micro_patches(z, coords))
+    past_the_end = np.asarray(model.sampler.micro_patches(z, coords))
     np.testing.assert_allclose(past_the_end, full[:, micro:2 * micro, :micro], atol=1e-6)
     # A macro patch at the last column continues into the first (real crops wrap the same way).
     macro = np.asarray(model.generate_macro_patches(z, np.zeros(2, int), np.full(2, 11), training=False))
@@ -166,8 +166,8 @@ def test_merge_of_generated_patches_matches_layout(trained_tiny):
     model = trained_tiny
     z = model.latents(1, 1)
     grid = np.asarray(model.geometry.full_micro_grid()).reshape(-1, 2)
-    patches = np.asarray(model.micro_patches(np.repeat(z, len(grid), 0), grid))
-    np.testing.assert_allclose(np.asarray(merge_patches(patches, 4, 4)), model.generate_full(z), atol=1e-6)
+    patches = np.asarray(model.sampler.micro_patches(np.repeat(z, len(grid), 0), grid))
+    np.testing.assert_allclose(np.asarray(merge_patches(patches, 4, 4)), model.sampler.generate_full(z), atol=1e-6)
 
 
 def test_generator_ema_follows_the_trained_generator_and_draws_everything():
@@ -184,7 +184,7 @@ def test_generator_ema_follows_the_trained_generator_and_draws_everything():
     z = model.latents(0, 2)
     coords = np.asarray(model.geometry.full_micro_grid(0)).reshape(-1, model.geometry.coord_dim)[:2]
     expected = model.generator_ema([z, coords], training=False)
-    np.testing.assert_allclose(model.micro_patches(z, coords), expected, atol=1e-6)
+    np.testing.assert_allclose(model.sampler.micro_patches(z, coords), expected, atol=1e-6)
     serving = model.serving_functions()["generate_patch"]
     np.testing.assert_allclose(serving(z=tf.constant(z), micro_coords=tf.constant(coords, tf.float32))["rgb"],
                                expected, atol=1e-5)

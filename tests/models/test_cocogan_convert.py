@@ -153,7 +153,7 @@ def test_converted_generator_reproduces_the_official_graph(tmp_path):
     rng = np.random.default_rng(1)
     z = rng.uniform(-1, 1, (3, Z)).astype("float32")
     coords = np.array([[-1, -1], [1 / 3, -1 / 3], [1, 5 / 3]], "float32")
-    ours = np.asarray(model.micro_patches(z, coords))
+    ours = np.asarray(model.sampler.micro_patches(z, coords))
     np.testing.assert_allclose(ours, reference_generator(tensors, z, coords), atol=1e-4)
     for name in ("D_discriminator/y_emb/u", "GD_spatial_prediction_head/bn1/moving_variance"):
         assert any(np.array_equal(v.numpy(), tensors[name]) for net in model.network_items().values()
@@ -167,7 +167,8 @@ def test_folder_and_prefix_forms(tmp_path):
     by_index = convert(str(tmp_path / "ckpt" / "model.ckpt-5.index"), tiny_config())
     z = np.zeros((1, Z), "float32")
     coords = np.zeros((1, 2), "float32")
-    np.testing.assert_array_equal(by_folder.micro_patches(z, coords), by_index.micro_patches(z, coords))
+    np.testing.assert_array_equal(by_folder.sampler.micro_patches(z, coords),
+                                  by_index.sampler.micro_patches(z, coords))
 
 
 def test_missing_and_extra_variables_are_named(tmp_path):
@@ -215,7 +216,8 @@ def test_convert_cli_writes_a_run_that_generates(tmp_path):
     assert model.config.model.cbn_variance == "official_squared"
     z = np.random.default_rng(2).uniform(-1, 1, (1, Z)).astype("float32")
     coords = np.array([[1 / 3, 1]], "float32")
-    np.testing.assert_allclose(model.micro_patches(z, coords), reference_generator(tensors, z, coords), atol=1e-4)
+    np.testing.assert_allclose(model.sampler.micro_patches(z, coords), reference_generator(tensors, z, coords),
+                               atol=1e-4)
 
     bad = run_module("tfcoord.convert", "cocogan", "--checkpoint", tmp_path / "nothing", "--config", config_file,
                      "--out", tmp_path / "runs" / "x")

@@ -78,7 +78,7 @@ def test_converted_networks_reproduce_the_official_graph(tiny_model):
     model = tiny_model
     d, features = model.discriminator(ref["macro_patch"], ref["macro_coord"], training=False)
     d_no_projection, _ = model.discriminator(ref["macro_patch"], None, training=False)
-    outputs = {"g_test": model.micro_patches(ref["z"], ref["micro_coord"]), "d_test": d[:, None],
+    outputs = {"g_test": model.sampler.micro_patches(ref["z"], ref["micro_coord"]), "d_test": d[:, None],
                "d_test_noproj": d_no_projection[:, None], "h_test": features,
                "a_test": model.spatial_head(ref["h_test"], training=False),
                "q_test": model.content_head(ref["h_test"], training=False)}
@@ -110,7 +110,7 @@ def test_convert_cli_takes_every_checkpoint_form_and_the_official_config(tmp_pat
     model, _ = load_run(out)
     assert model.config.model.cbn_variance == "official_squared" and model.config.model.content_head
     ref = np.load(TINY.with_suffix(".npz"))
-    np.testing.assert_allclose(model.micro_patches(ref["z"], ref["micro_coord"]), ref["g_test"], atol=1e-4)
+    np.testing.assert_allclose(model.sampler.micro_patches(ref["z"], ref["micro_coord"]), ref["g_test"], atol=1e-4)
 
 
 def mutated_copy(tmp_path, rename=None, swap=None):
@@ -149,7 +149,7 @@ def test_swapped_gamma_and_beta_linears_are_caught_by_the_outputs(tmp_path):
     swap = (f"{CBN}/fully_connected/weights", f"{CBN}/fully_connected_1/weights")
     model = convert(mutated_copy(tmp_path, swap=swap), official_config(TINY))
     ref = np.load(TINY.with_suffix(".npz"))
-    assert np.max(np.abs(np.asarray(model.micro_patches(ref["z"], ref["micro_coord"])) - ref["g_test"])) > 1e-2
+    assert np.max(np.abs(np.asarray(model.sampler.micro_patches(ref["z"], ref["micro_coord"])) - ref["g_test"])) > 1e-2
 
 
 # -- part 4: one official training iteration --------------------------------------------------------------------

@@ -15,8 +15,7 @@ from tfcoord.gan import regularizers
 from tfcoord.models import section_classes
 from tfcoord.models.infinitygan.config import InfinityGanConfig
 from tfcoord.models.infinitygan.geometry import InfinityGanCoordinates, PatchGeometry
-from tfcoord.models.infinitygan.infinite import (CanvasLatents, CanvasPlan, StyleCentre, _renderers, generate_canvas,
-                                                 patch_count, style_wplus)
+from tfcoord.models.infinitygan.infinite import CanvasLatents, CanvasPlan, StyleCentre, generate_canvas, patch_count
 from tfcoord.models.infinitygan.model import InfinityGan
 
 FIXTURE = SHARED / "fixtures" / "official" / "infinitygan_small"
@@ -128,9 +127,9 @@ def test_fake_coordinate_targets():
 # -- infinite generation (models.md §4.9) ------------------------------------------------------------------
 def render_patch(model, latents, row, col, z):
     inputs = latents.patch(row, col)
-    wplus = style_wplus(model, z)[None]
-    rgb = _renderers(model)["render"](z[None], wplus, inputs["local_latent"][None], inputs["coords"][None],
-                                      [n[None] for n in inputs["noises"]])
+    wplus = model.sampler.style_wplus(z)[None]
+    rgb = model.sampler.functions()["render"](z[None], wplus, inputs["local_latent"][None], inputs["coords"][None],
+                                              [n[None] for n in inputs["noises"]])
     return np.asarray(rgb)[0]
 
 

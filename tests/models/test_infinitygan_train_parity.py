@@ -30,7 +30,7 @@ from tfcoord.config import load_config
 from tfcoord.models import section_classes
 from tfcoord.gan import regularizers
 from tfcoord.models.infinitygan import convert
-from tfcoord.models.infinitygan.model import PassInputs
+from tfcoord.models.infinitygan.training import PassInputs
 from tfcoord.training.optimizers import PyTorchAdam
 
 FIXTURE = SHARED / "fixtures" / "official" / "infinitygan_train_step_s"

@@ -45,4 +45,4 @@ def test_round_trip_through_a_checkpoint(tmp_path):
     networks_only.build_networks()
     restore_networks(networks_only.network_items(), path)
     z = trained.latents(0, 2)
-    np.testing.assert_array_equal(networks_only.generate_full(z), trained.generate_full(z))
+    np.testing.assert_array_equal(networks_only.sampler.generate_full(z), trained.sampler.generate_full(z))

@@ -91,8 +91,10 @@ def scaled_gradients(tape, loss, variables, optimizer):
 
 
 def minimize(optimizer, tape, loss, variables):
-    """One update of ``variables`` down the gradient of ``loss`` recorded on ``tape`` (loss-scaled in float16)."""
-    optimizer.apply_gradients(zip(scaled_gradients(tape, loss, variables, optimizer), variables))
+    """One update of ``variables`` down the gradient of ``loss`` recorded on ``tape`` (loss-scaled in float16);
+    variables the loss does not reach (e.g. D's last bias under R1) are left out of the update."""
+    gradients = scaled_gradients(tape, loss, variables, optimizer)
+    optimizer.apply_gradients([(g, v) for g, v in zip(gradients, variables) if g is not None])
 
 
 def input_gradient(tape, output, inputs, optimizer):

@@ -35,7 +35,7 @@ class CocoGanCanvas:
         self.row_offset = (rows - geometry.micro_rows) // 2
         self.col_offset = 0 if geometry.system == "cylindrical" else (cols - geometry.micro_cols) // 2
         self.z = model.latents(seed, 1)
-        self.generate_patches = model._generate_patches_xla if xla else model._generate_patches
+        self.generate_patches = model.sampler.patch_function(xla)
 
     def describe(self) -> dict:
         return {"model": "cocogan", "checkpoint": self.checkpoint, "seed": self.seed, "micro": self.micro,

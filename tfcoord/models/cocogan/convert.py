@@ -143,10 +143,9 @@ def assign_official_weights(model, tensors: dict) -> None:
                 plan.append((variable, name))
     unexpected = sorted(set(tensors) - {name for _, name in plan} - set(missing)
                         - {m.split(" ")[0] for m in misshaped})
-    problems = [f"missing: {', '.join(missing)}" if missing else "",
-                f"mis-shaped: {'; '.join(misshaped)}" if misshaped else "",
-                f"unexpected: {', '.join(unexpected)}" if unexpected else ""]
-    problems = [p for p in problems if p]
+    problems = [f"{what}: {separator.join(names)}" for what, separator, names in
+                (("missing", ", ", missing), ("mis-shaped", "; ", misshaped), ("unexpected", ", ", unexpected))
+                if names]
     if problems:
         hint = ""
         if any(n.startswith("Q_content_prediction_head/") for n in unexpected):

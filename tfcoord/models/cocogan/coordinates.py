@@ -58,7 +58,6 @@ class CocoGanCoordinates:
         return self.full_width // self.micro_size
 
     def macro_rows(self, extrapolation_steps: int = 0) -> int:
-        """Number of macro positions along the vertical axis."""
         return self.micro_rows - self.micro_per_macro + 1 + 2 * extrapolation_steps
 
     def macro_cols(self, extrapolation_steps: int = 0) -> int:

@@ -37,16 +37,15 @@ def check_arguments(args) -> None:
 
 def load_guide_patch(path, size: int) -> np.ndarray:
     """An image file as a (1, size, size, 3) macro patch in [-1, 1] (centre crop, resized)."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
-    try:
-        image = Image.open(path).convert("RGB")
-    except (OSError, UnidentifiedImageError) as err:
-        raise UserError(f"--guide-patch {path} is not a readable image ({err})") from None
+    from tfcoord.images import open_rgb, to_float
+
+    image = open_rgb(path, "--guide-patch")
     side = min(image.size)
     left, top = (image.width - side) // 2, (image.height - side) // 2
     image = image.crop((left, top, left + side, top + side)).resize((size, size), Image.BICUBIC)
-    return (np.asarray(image, "float32")[None] / 127.5 - 1.0).astype("float32")
+    return to_float(image)[None]
 
 
 def generate(model, args, out: Path) -> list[Path]:
@@ -64,7 +63,7 @@ def generate(model, args, out: Path) -> list[Path]:
         (out / "patch_guided.json").write_text(json.dumps(
             {"estimated_macro_coords": coords_est[0].tolist(), "estimated_z": z_est[0].tolist()}))
         return written
-    images = model.generate_full(model.latents(args.seed, args.num), extrapolation_steps=args.extrapolate)
+    images = model.sampler.generate_full(model.latents(args.seed, args.num), extrapolation_steps=args.extrapolate)
     for i, image in enumerate(images):
         written.append(save_png(image, out / f"seed{args.seed}_{i:04d}.png"))
         if args.panorama:

@@ -56,6 +56,15 @@ class InfinityGanConfig:
 
         return PatchGeometry(self.ts_input_size, len(self.ts_channels), self.ss_layers, self.ss_unfold_radius)
 
+    def coordinates(self):
+        from tfcoord.models.infinitygan.geometry import InfinityGanCoordinates
+
+        return InfinityGanCoordinates(
+            window=self.geometry().window, ts_input_size=self.ts_input_size,
+            vertical_positions=self.coord_vertical_positions,
+            horizontal_occupy_ratio=self.coord_horizontal_occupy_ratio, vertical_cut=self.coord_vertical_cut,
+            system=self.coord_system, jitter=self.coord_jitter)
+
     def validate(self) -> None:
         if not self.ts_channels or any(c < 1 for c in self.ts_channels):
             raise UserError(f"model.ts_channels must list at least one positive width, got {list(self.ts_channels)}")

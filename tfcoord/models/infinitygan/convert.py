@@ -29,8 +29,7 @@ OFFICIAL_COMPAT = (
     "loss.fake_coord_targets=official_drawn",  # I8
 )
 
-# Buffers of the official generator that hold no learned state.
-BUFFER_SUFFIXES = (".blur.kernel", ".upsample.kernel")
+# The official generator's noise buffers: never read (noise is an input), accepted when present.
 BUFFER_PREFIXES = ("texture_synthesizer.noises.",)
 
 
@@ -38,30 +37,10 @@ def _modulated(w):
     return np.transpose(np.asarray(w)[0], (2, 3, 1, 0))
 
 
-def _linear(w):
-    return np.transpose(np.asarray(w))
-
-
-def _same(w):
-    return np.asarray(w)
-
-
-def _scalar(w):
-    return np.asarray(w).reshape(())
-
-
-def _rgb_bias(w):
-    return np.asarray(w).reshape(-1)
-
-
-def _constant(w):
-    return np.transpose(np.asarray(w), (0, 2, 3, 1))
-
-
 def _modulated_conv_entries(prefix, layer):
     return {f"{prefix}.weight": (layer.kernel, _modulated),
-            f"{prefix}.modulation.weight": (layer.modulation.kernel, _linear),
-            f"{prefix}.modulation.bias": (layer.modulation.bias, _same)}
+            f"{prefix}.modulation.weight": (layer.modulation.kernel, np.transpose),
+            f"{prefix}.modulation.bias": (layer.modulation.bias, np.asarray)}
 
 
 def generator_weight_map(generator, prefix: str = "") -> dict:
@@ -71,21 +50,22 @@ def generator_weight_map(generator, prefix: str = "") -> dict:
     for i, block in enumerate(generator.structure.blocks):
         base = f"{p}structure_synthesizer.implicit_model.conv_stack.{i}.conv"
         entries.update(_modulated_conv_entries(f"{base}.conv", block.conv))
-        entries[f"{base}.activate.bias"] = (block.activation_bias, _same)
+        entries[f"{base}.activate.bias"] = (block.activation_bias, np.asarray)
     texture = generator.texture
     for j, dense in enumerate(texture.mapping.dense_layers, start=1):  # index 0 is PixelNorm
-        entries[f"{p}texture_synthesizer.mapping.{j}.weight"] = (dense.kernel, _linear)
-        entries[f"{p}texture_synthesizer.mapping.{j}.bias"] = (dense.bias, _same)
-    entries[f"{p}texture_synthesizer.const_z.input"] = (texture.constant_input, _constant)
+        entries[f"{p}texture_synthesizer.mapping.{j}.weight"] = (dense.kernel, np.transpose)
+        entries[f"{p}texture_synthesizer.mapping.{j}.bias"] = (dense.bias, np.asarray)
+    entries[f"{p}texture_synthesizer.const_z.input"] = (texture.constant_input,
+                                                          lambda w: np.transpose(w, (0, 2, 3, 1)))
     for i, conv in enumerate(texture.convs):
         base = f"{p}texture_synthesizer.convs.{i}"
         entries.update(_modulated_conv_entries(f"{base}.conv", conv.conv))
-        entries[f"{base}.noise.weight"] = (conv.noise.strength, _scalar)
-        entries[f"{base}.activate.bias"] = (conv.activation_bias, _same)
+        entries[f"{base}.noise.weight"] = (conv.noise.strength, lambda w: np.reshape(w, ()))
+        entries[f"{base}.activate.bias"] = (conv.activation_bias, np.asarray)
     for j, to_rgb in enumerate(texture.to_rgbs):
         base = f"{p}texture_synthesizer.to_rgbs.{j}"
         entries.update(_modulated_conv_entries(f"{base}.conv", to_rgb.conv))
-        entries[f"{base}.bias"] = (to_rgb.bias, _rgb_bias)
+        entries[f"{base}.bias"] = (to_rgb.bias, np.ravel)
     return entries
 
 
@@ -97,14 +77,6 @@ def expected_buffers(generator, prefix: str = "") -> set:
     return names
 
 
-def _is_optional_buffer(name: str) -> bool:
-    return name.startswith(BUFFER_PREFIXES)
-
-
-def _strip_module(state: dict) -> dict:
-    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
-
-
 def check_and_assign(state: dict, weight_map: dict, buffers: set, what: str, path) -> list:
     """Check names and shapes of ``state`` against ``weight_map``; returns ``[(variable, array)]``.
 
@@ -112,7 +84,7 @@ def check_and_assign(state: dict, weight_map: dict, buffers: set, what: str, pat
     """
     names = set(state)
     missing = sorted((set(weight_map) | buffers) - names)
-    unexpected = sorted(n for n in names - set(weight_map) - buffers if not _is_optional_buffer(n))
+    unexpected = sorted(n for n in names - set(weight_map) - buffers if not n.startswith(BUFFER_PREFIXES))
     mis_shaped, assignments = [], []
     for name, (variable, transform) in weight_map.items():
         if name not in state:
@@ -162,7 +134,7 @@ def read_checkpoint(path) -> dict:
             continue
         if not isinstance(state, dict):
             raise UserError(f"{path}: '{key}' is not a state dict")
-        parts[key] = _strip_module(state)
+        parts[key] = {name.removeprefix("module."): value for name, value in state.items()}
     generator_keys = [k for k in parts["g_ema"] if isinstance(k, str)]
     if not any(k.startswith("texture_synthesizer.") for k in generator_keys):
         sample = ", ".join(sorted(generator_keys)[:4]) or "nothing"

@@ -55,18 +55,12 @@ class CoordinateHead(keras.layers.Layer):
                 f"{prefix}coord_linear.1.bias": (self.output_linear.bias, np.asarray)}
 
 
-def stddev_group_size(model_cfg, global_batch_size: int) -> int:
-    """The minibatch-stddev group for the config (0 = whole batch)."""
-    if model_cfg.stddev_group == "official":
-        return official_infinitygan_stddev_group(global_batch_size)
-    return int(model_cfg.stddev_group)
-
-
 def build_discriminator(model_cfg, patch_size: int, global_batch_size: int):
     """(D, coordinate head or None), built, for a ``model`` config section."""
+    group = model_cfg.stddev_group  # 0 = the whole batch
+    group = official_infinitygan_stddev_group(global_batch_size) if group == "official" else int(group)
     discriminator = StyleGan2Discriminator(patch_size, channel_multiplier=model_cfg.d_channel_multiplier,
-                                           width_multiplier=model_cfg.d_width_multiplier,
-                                           stddev_group=stddev_group_size(model_cfg, global_batch_size),
+                                           width_multiplier=model_cfg.d_width_multiplier, stddev_group=group,
                                            name="discriminator")
     discriminator.build()
     head = None

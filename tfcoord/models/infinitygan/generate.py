@@ -19,7 +19,7 @@ at the next reachable size and centre-cropped; a panorama's width must be a mult
 pixels per latent (16). ``layout.json`` records the patch grid.
 
 ``--seeding legacy`` draws z_g, z_l and the noise with NumPy's generators as tfcoord did before
-the portable recipe (:mod:`.seeding`), so a seed gives the image it gave then; those canvases
+the portable recipe (:mod:`.sampling`), so a seed gives the image it gave then; those canvases
 are written by InfinityGAN's own PNG writer (same pixels as the canvas engine's).
 
 The inversions (``--invert``, ``--outpaint``, ``--inbetween``) add the paper's LPIPS term when
@@ -117,17 +117,6 @@ def check_arguments(args) -> None:
         args.height = args.width = None
 
 
-def load_image(path) -> np.ndarray:
-    """An image file as (h, w, 3) float32 in [-1, 1]."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        image = Image.open(path).convert("RGB")
-    except (OSError, UnidentifiedImageError) as err:
-        raise UserError(f"{path} is not a readable image ({err})") from None
-    return (np.asarray(image, "float32") / 127.5 - 1.0).astype("float32")
-
-
 def _lpips(directory):
     """The LPIPS network of ``--lpips-weights``, or None after one line saying the inversion matches pixels only."""
     if not directory:
@@ -157,7 +146,7 @@ def _layout(model, height, width, panorama) -> dict:
 
 
 def generate(model, args, out: Path) -> list[Path]:
-    from tfcoord.images import save_png
+    from tfcoord.images import open_rgb, save_png, to_float
     from tfcoord.models.infinitygan import inversion
     from tfcoord.models.infinitygan.infinite import StyleCentre, generate_canvas
 
@@ -174,7 +163,8 @@ def generate(model, args, out: Path) -> list[Path]:
     if args.invert or args.outpaint or args.inbetween:
         inversion_options["lpips"] = _lpips(args.lpips_weights)
     if args.invert:
-        result = inversion.invert(model, load_image(args.invert), seed=args.seed, progress=True, **inversion_options)
+        result = inversion.invert(model, to_float(open_rgb(args.invert)), seed=args.seed, progress=True,
+                                  **inversion_options)
         written.append(save_png(np.clip(result.reconstruction, -1, 1), out / "inverted_reconstruction.png"))
         path = out / "inverted_latents.npz"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -184,14 +174,14 @@ def generate(model, args, out: Path) -> list[Path]:
         print(f"inversion: mean absolute pixel error {result.pixel_error:.4f}{_lpips_note(result)}")
         return written
     if args.outpaint:
-        canvases, result, where = inversion.outpaint(model, load_image(args.outpaint), height, width,
+        canvases, result, where = inversion.outpaint(model, to_float(open_rgb(args.outpaint)), height, width,
                                                      placement=args.placement_pair, seed=args.seed, num=args.num,
                                                      **inversion_options, **common)
         placements = [[where.pixel_top, where.pixel_left]]
         print(f"inversion: mean absolute pixel error {result.pixel_error:.4f}{_lpips_note(result)}; "
               f"image placed at {placements[0]}")
     elif args.inbetween:
-        left, right = (load_image(p) for p in args.inbetween)
+        left, right = (to_float(open_rgb(p)) for p in args.inbetween)
         canvases, results, wheres = inversion.inbetween(model, left, right, height, width, seed=args.seed,
                                                         num=args.num, fusion_blur=args.fusion_blur,
                                                         **inversion_options, **common)

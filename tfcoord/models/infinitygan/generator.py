@@ -218,9 +218,6 @@ class InfinityGanGenerator(keras.layers.Layer):
         self.structure.build((None, self.global_dim))
         self.texture.build((None, None, None, self.local_dim))
 
-    def structure_latent(self, global_latent, local_latent, coords):
-        return self.structure(global_latent, local_latent, coords)
-
     def call(self, global_latent, local_latent, coords, noises=None):
         structure_latent = self.structure(global_latent, local_latent, coords)
         return self.texture(structure_latent, self.texture.map(global_latent), noises)

@@ -5,7 +5,7 @@ exactly where they overlap (every layer is padding-free):
 
 * the local latent z_l and every layer's noise are :class:`~tfcoord.generation.fields.PositionalField` s:
   Gaussian values, each a hash of ``(seed, field, row, column, channel)`` (a recipe any language
-  reimplements; the fields' seed paths: :mod:`.seeding`), computed tile by tile on demand (an LRU
+  reimplements; the fields' seed paths: :mod:`.sampling`), computed tile by tile on demand (an LRU
   cache keeps the tiles of the current patch rows), so no canvas-sized latent array is ever held;
 * the coordinates are a formula of the position (:meth:`.geometry.InfinityGanCoordinates.canvas_coords`);
 * z_g (or one style per centre, see :mod:`.fusion`) is shared by the canvas.
@@ -33,62 +33,38 @@ import numpy as np
 from tfcoord.errors import UserError
 from tfcoord.generation import tiles as planner
 from tfcoord.generation.fields import PositionalField, check_seeding
-from tfcoord.models.infinitygan.seeding import FIELD_GLOBAL, FIELD_LOCAL, FIELD_NOISE  # noqa: F401 (re-exported)
-
-# Positions per side of one computed tile of the z_l / noise fields. Under the portable seeding a
-# tile is only the cache's unit (every value is a hash of its own position); under the legacy one
-# it is part of the fields' definition, which the serving description passes on (``field_tile``).
-LOCAL_FIELD_TILE, NOISE_FIELD_TILE = 16, 128
+from tfcoord.models.infinitygan.sampling import FIELD_LOCAL, FIELD_NOISE, LOCAL_FIELD_TILE, NOISE_FIELD_TILE
 
 
-@dataclasses.dataclass(frozen=True)
-class CanvasPlan:
-    """Which patches make a ``height`` x ``width`` canvas and where they go (see the module docstring):
-    the shared planner's :class:`~tfcoord.generation.tiles.TileGrid` of patches at the patch stride,
-    centre-cropped."""
+@dataclasses.dataclass(frozen=True, init=False)
+class CanvasPlan(planner.TileGrid):
+    """Which patches make a ``height`` x ``width`` canvas and where they go (see the module docstring): the
+    shared planner's grid of patches at the patch stride, centre-cropped. ``offset`` is the top-left pixel of
+    the returned image inside the covered canvas; a panorama starts at canvas column 0, so that image column x
+    is canvas column x and columns x and x + period get the same inputs."""
 
-    geometry: object  # PatchGeometry
-    height: int
-    width: int
-    panorama: bool = False
+    geometry: object = None  # PatchGeometry
     period_width: int | None = None  # panorama period in px (default: the width)
-    grid: planner.TileGrid = dataclasses.field(init=False, repr=False, compare=False)
 
-    def __post_init__(self):
-        g = self.geometry
-        object.__setattr__(self, "grid", planner.TileGrid(self.height, self.width, (g.patch_size,) * 2,
-                                                          (g.pixel_step,) * 2, "center", self.panorama))
-        if self.panorama:
-            planner.panorama_period(self.period_width or self.width, g.pixels_per_latent)
-
-    @property
-    def rows(self) -> int:
-        return self.grid.rows
-
-    @property
-    def cols(self) -> int:
-        return self.grid.cols
+    def __init__(self, geometry, height: int, width: int, panorama: bool = False, period_width: int | None = None):
+        object.__setattr__(self, "geometry", geometry)
+        object.__setattr__(self, "period_width", period_width)
+        super().__init__(height, width, (geometry.patch_size,) * 2, (geometry.pixel_step,) * 2, "center", panorama)
+        if panorama:
+            planner.panorama_period(period_width or width, geometry.pixels_per_latent)
 
     @property
     def num_patches(self) -> int:
-        return self.grid.num_tiles
+        return self.num_tiles
 
     @property
     def canvas_height(self) -> int:
         """Pixels the patches cover vertically (>= height: the reachable size rounded up)."""
-        return self.grid.covered_height
+        return self.covered_height
 
     @property
     def canvas_width(self) -> int:
-        return self.grid.covered_width
-
-    @property
-    def offset(self) -> tuple[int, int]:
-        """Top-left pixel of the returned (centre-cropped) image inside the covered canvas.
-
-        A panorama starts at canvas column 0, so that image column x is canvas column x and
-        columns x and x + period get the same inputs."""
-        return self.grid.offset
+        return self.covered_width
 
     @property
     def local_rows(self) -> int:
@@ -106,25 +82,19 @@ class CanvasPlan:
 
 class CanvasLatents:
     """Position-indexed inputs of one canvas: z_l, coordinates and per-layer noise (``noise=False``: none);
-    ``seeding`` picks the fields' recipe (:mod:`.seeding`: ``portable``, or ``legacy`` for images made before it)."""
+    ``seeding`` picks the fields' recipe (:mod:`.sampling`: ``portable``, or ``legacy`` for images made before it)."""
 
     def __init__(self, model, plan: CanvasPlan, seed: int, noise: bool = True, seeding: str = "portable"):
-        self.plan, self.seed, self.noise = plan, int(seed), noise
-        self.seeding = check_seeding(seeding)
-        geometry = plan.geometry
-        self.geometry = geometry
-        self.coordinates = model.coordinates
-        period = plan.period
-        local_dim = model.config.model.local_latent_dim
+        self.plan, self.noise, self.geometry, self.coordinates = plan, noise, plan.geometry, model.coordinates
+        period, local_dim = plan.period, model.config.model.local_latent_dim
         self.local = PositionalField(seed, (FIELD_LOCAL,), local_dim, tile=LOCAL_FIELD_TILE, period=period,
                                      cache_tiles=max(64, 4 * (plan.local_cols // LOCAL_FIELD_TILE + 2)),
                                      seeding=seeding)
-        self.noises = []
-        for i, unit in enumerate(geometry.output_units()):
-            self.noises.append(PositionalField(seed, (FIELD_NOISE, i), 1, tile=NOISE_FIELD_TILE,
-                                               period=None if period is None else unit * period,
-                                               cache_tiles=max(16, 3 * (unit * plan.local_cols // NOISE_FIELD_TILE
-                                                                        + 2)), seeding=seeding))
+        self.noises = [PositionalField(seed, (FIELD_NOISE, i), 1, tile=NOISE_FIELD_TILE,
+                                       period=None if period is None else unit * period,
+                                       cache_tiles=max(16, 3 * (unit * plan.local_cols // NOISE_FIELD_TILE + 2)),
+                                       seeding=seeding)
+                       for i, unit in enumerate(self.geometry.output_units())]
 
     def coords(self, top: int, left: int, size_rows: int, size_cols: int) -> np.ndarray:
         return self.coordinates.canvas_coords(top, size_rows, left, size_cols, total_rows=self.plan.local_rows,
@@ -153,10 +123,6 @@ class CanvasLatents:
         return inputs
 
 
-def _generator_of(model):
-    return model.generator_ema if getattr(model, "generator_ema", None) is not None else model.generator
-
-
 def check_latent(name: str, value, shape: tuple) -> np.ndarray:
     """``value`` as float32 of exactly ``shape`` (None = any), finite; UserError otherwise."""
     array = np.asarray(value, dtype=np.float32)
@@ -166,53 +132,6 @@ def check_latent(name: str, value, shape: tuple) -> np.ndarray:
     if not np.all(np.isfinite(array)):
         raise UserError(f"{name} contains NaN or infinite values; pass finite latents")
     return array
-
-
-def _renderers(model, xla: bool = False):
-    """Compiled patch functions, cached on the model (plain w+, and style fusion); ``xla``: the
-    patch functions compiled with XLA (one compilation per batch size)."""
-    cache = model.__dict__.setdefault("_canvas_renderers", {}).setdefault(bool(xla), {})
-    if cache:
-        return cache
-    import tensorflow as tf
-    from keras import ops
-
-    generator = _generator_of(model)
-    texture = generator.texture
-    rgb_slots = texture.rgb_style_indices()
-
-    jit_compile = True if xla else None
-
-    @tf.function(reduce_retracing=True, jit_compile=jit_compile)
-    def render(global_latent, wplus, local_latent, coords, noises):
-        structure = generator.structure(global_latent, local_latent, coords)
-        conv_styles, rgb_styles = texture.styles_from_wplus(wplus)
-        return texture.synthesize(structure, conv_styles, rgb_styles, noises if noises else None)
-
-    @tf.function(reduce_retracing=True, jit_compile=jit_compile)
-    def render_fused(centre_latents, centre_wplus, ss_map, conv_maps, local_latent, coords, noises):
-        # Spatial style fusion (models.md §4.9): per-position mixtures of the centres' styles.
-        ss_style = ops.einsum("bhwk,bkd->bhwd", ss_map, centre_latents)
-        structure = generator.structure(ss_style, local_latent, coords)
-        conv_styles = [ops.einsum("bhwk,bkd->bhwd", conv_maps[i], centre_wplus[:, :, i])
-                       for i in range(texture.num_convs)]
-        rgb_styles = [ops.einsum("bhwk,bkd->bhwd", conv_maps[2 * b + 1], centre_wplus[:, :, slot])
-                      for b, slot in enumerate(rgb_slots)]
-        return texture.synthesize(structure, conv_styles, rgb_styles, noises if noises else None)
-
-    @tf.function(reduce_retracing=True)
-    def map_latent(global_latent):
-        return texture.map(global_latent)
-
-    cache.update(render=render, render_fused=render_fused, map_latent=map_latent)
-    return cache
-
-
-def style_wplus(model, global_latent) -> np.ndarray:
-    """w+ (n_latent, D) of a z_g (D,): the mapped style repeated for every slot."""
-    generator = _generator_of(model)
-    w = np.asarray(_renderers(model)["map_latent"](global_latent[None]))[0]
-    return np.repeat(w[None], generator.texture.n_latent, axis=0)
 
 
 @dataclasses.dataclass
@@ -234,12 +153,12 @@ class PatchRenderer:
 
         self.model, self.plan, self.latents, self.geometry = model, plan, latents, plan.geometry
         dim = model.config.model.global_latent_dim
-        n_latent = _generator_of(model).texture.n_latent
+        n_latent = model.sampler.generator.texture.n_latent
         if not styles:
             raise UserError("styles must hold at least one style centre")
         for i, centre in enumerate(styles):
             centre.global_latent = check_latent(f"styles[{i}].global_latent", centre.global_latent, (dim,))
-            centre.wplus = style_wplus(model, centre.global_latent) if centre.wplus is None else \
+            centre.wplus = model.sampler.style_wplus(centre.global_latent) if centre.wplus is None else \
                 check_latent(f"styles[{i}].wplus", centre.wplus, (n_latent, dim))
         self.fused = len(styles) > 1
         if self.fused and plan.panorama:
@@ -248,7 +167,7 @@ class PatchRenderer:
             if self.fused else None
         self.centre_latents = np.stack([c.global_latent for c in styles])  # (K, D)
         self.centre_wplus = np.stack([c.wplus for c in styles])  # (K, n_latent, D)
-        self.renderers = _renderers(model, xla)
+        self.renderers = model.sampler.functions(xla)
         # Rendered patches kept for neighbouring tiles of the canvas engine (0 = no cache).
         self.cache, self.cache_patches = collections.OrderedDict(), 0
 
@@ -341,7 +260,7 @@ def generate_canvas(model, height: int, width: int, *, seed: int = 0, global_lat
         latents: a :class:`CanvasLatents` to use (e.g. with overridden regions), else made from ``seed``.
         out: optional (height, width, 3) array-like (e.g. ``np.memmap``) to write into.
         progress: show a progress bar.
-        seeding: ``portable`` (:mod:`.seeding`, what clients in any language reproduce) or
+        seeding: ``portable`` (:mod:`.sampling`, what clients in any language reproduce) or
             ``legacy`` (NumPy's generators, the images of seeds before the portable recipe).
     """
     plan = CanvasPlan(model.geometry, int(height), int(width), panorama, panorama_period)
@@ -364,16 +283,11 @@ def generate_canvas(model, height: int, width: int, *, seed: int = 0, global_lat
     if direct:
         out[...] = renderer.whole()[top:top + plan.height, left:left + plan.width]
         return out
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    from tqdm import tqdm
 
-        bar = tqdm(total=plan.num_patches, desc=f"canvas {plan.height}x{plan.width}", unit="patch")
-    try:
+    with tqdm(total=plan.num_patches, desc=f"canvas {plan.height}x{plan.width}", unit="patch",
+              disable=not progress) as bar:
         renderer.paint(out, top, left, batch_patches, bar)
-    finally:
-        if bar is not None:
-            bar.close()
     return out
 
 
@@ -435,6 +349,5 @@ def example_inputs(model, description: dict, signature: str, batch: int, seed: i
               "local_latent": np.stack([p["local_latent"] for p in patches]),
               "coords": np.stack([p["coords"] for p in patches])}
     for i in range(len(patches[0].get("noises", []))):
-        noise = np.stack([p["noises"][i] for p in patches])
-        inputs[f"noise_{i}"] = noise.reshape(*noise.shape[:3], 1)
+        inputs[f"noise_{i}"] = np.stack([p["noises"][i] for p in patches])
     return {name: value.astype("float32") for name, value in inputs.items()}

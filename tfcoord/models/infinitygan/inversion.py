@@ -30,8 +30,7 @@ import numpy as np
 
 from tfcoord.errors import UserError
 from tfcoord.metrics.lpips import MIN_SIZE as LPIPS_MIN_SIZE
-from tfcoord.models.infinitygan.infinite import (CanvasLatents, CanvasPlan, StyleCentre, _generator_of,
-                                                 generate_canvas)
+from tfcoord.models.infinitygan.infinite import CanvasLatents, CanvasPlan, StyleCentre, generate_canvas
 
 
 @dataclasses.dataclass
@@ -70,13 +69,9 @@ def check_image(image, name: str = "image") -> np.ndarray:
     return array
 
 
-def _gaussianize(w, ops):
-    return ops.leaky_relu(w, 5.0) * (1.0 / math.sqrt(2.0))
-
-
 def style_statistics(model, samples: int = 10000, seed: int = 0):
     """Mean style w and the mean / inverse covariance of the Gaussianised styles of ``samples`` z_g."""
-    generator = _generator_of(model)
+    generator = model.sampler.generator
     dim = model.config.model.global_latent_dim
     z = np.random.default_rng([seed, 11]).standard_normal((samples, dim)).astype(np.float32)
     w = np.concatenate([np.asarray(generator.texture.map(z[i:i + 2000])) for i in range(0, samples, 2000)])
@@ -131,7 +126,7 @@ def invert(model, image, *, steps: int = 3000, lr: float = 0.1, seed: int = 0, c
         raise UserError(f"inverting with LPIPS needs an image of at least {LPIPS_MIN_SIZE} x {LPIPS_MIN_SIZE} "
                         f"pixels, got {image.shape[0]} x {image.shape[1]}")
     weights = weights or InversionWeights()
-    generator = _generator_of(model)
+    generator = model.sampler.generator
     texture = generator.texture
     plan = CanvasPlan(model.geometry, image.shape[0], image.shape[1])
     start = CanvasLatents(model, plan, seed).whole()
@@ -177,7 +172,8 @@ def invert(model, image, *, steps: int = 3000, lr: float = 0.1, seed: int = 0, c
             noise_reg = sum(_noise_regularization(n, ops) for n in noises)
             global_prior = ops.abs(ops.mean(z))
             local_prior = ops.sqrt(ops.mean(ops.square(z_local)))
-            centred = _gaussianize(wplus, ops)[0] - gauss_mean_t  # (n_latent, D)
+            gaussianized = ops.leaky_relu(wplus, 5.0)[0] * (1.0 / math.sqrt(2.0))  # (n_latent, D)
+            centred = gaussianized - gauss_mean_t
             mahalanobis = ops.sum(ops.matmul(centred, inverse_cov_t) * centred, axis=-1)
             style_prior = ops.mean(ops.sqrt(ops.maximum(mahalanobis, 1e-12)))
             total = (weights.pixel * pixel + weights.lpips * perceptual + weights.noise_regularization * noise_reg
@@ -192,13 +188,10 @@ def invert(model, image, *, steps: int = 3000, lr: float = 0.1, seed: int = 0, c
             noise.assign((noise - mean) / std)
         return total
 
-    history = []
-    bar = range(steps)
-    if progress:
-        from tqdm import tqdm
+    from tqdm import tqdm
 
-        bar = tqdm(bar, desc="inversion", unit="step")
-    for i in bar:
+    history = []
+    for i in tqdm(range(steps), desc="inversion", unit="step", disable=not progress):
         t = i / steps
         ramp = max(0.0, 1.0 - t / perturbation_ramp) ** 2 if perturbation_ramp > 0 else 0.0
         ss_optimizer.learning_rate = _learning_rate(t, lr * 0.1)
@@ -210,12 +203,11 @@ def invert(model, image, *, steps: int = 3000, lr: float = 0.1, seed: int = 0, c
             raise UserError(f"inversion diverged at step {i} (loss {loss}); lower the learning rate (--inversion-lr)")
         history.append(loss)
     reconstruction = np.asarray(render(global_latent, local_latent, wplus, list(noises)))[0]
-    result = InversionResult(global_latent=global_latent.numpy()[0], wplus=wplus.numpy()[0],
-                             local_latent=local_latent.numpy()[0], noises=[n.numpy()[0] for n in noises], plan=plan,
-                             reconstruction=reconstruction, losses=history,
-                             pixel_error=float(np.mean(np.abs(reconstruction - image))),
-                             lpips=None if lpips is None else float(lpips.distance(reconstruction, image)))
-    return result
+    return InversionResult(global_latent=global_latent.numpy()[0], wplus=wplus.numpy()[0],
+                           local_latent=local_latent.numpy()[0], noises=[n.numpy()[0] for n in noises], plan=plan,
+                           reconstruction=reconstruction, losses=history,
+                           pixel_error=float(np.mean(np.abs(reconstruction - image))),
+                           lpips=None if lpips is None else float(lpips.distance(reconstruction, image)))
 
 
 def placement_origin(image_shape, canvas_height: int, canvas_width: int, placement, name: str = "placement"):

@@ -19,7 +19,11 @@ import inspect
 
 import tensorflow as tf
 
+from tfcoord.errors import UserError
+from tfcoord.generation.fields import GENERATORS, RECIPE
 from tfcoord.models.base import finite_input
+from tfcoord.models.infinitygan.sampling import (FIELD_LOCAL, FIELD_NOISE, GLOBAL_SEED_PATH, LOCAL_FIELD_TILE,
+                                                 NOISE_FIELD_TILE)
 from tfcoord.serving import CanvasFieldRecipe, LatentRecipe, ServingDescription, TileCoordinatesRecipe, Tiling
 
 
@@ -31,11 +35,8 @@ def _check_window(local_latent, coords, noises, geometry):
               tf.debugging.assert_greater_equal(side, 2 * geometry.ss_padding + 4,
                                                 message=f"local_latent windows must be at least "
                                                         f"{2 * geometry.ss_padding + 4} latents per side")]
-    ts_side = side - 2 * geometry.ss_padding
-    for i, noise in enumerate(noises):
-        expected = ts_side
-        for j in range(i + 1):
-            expected = 2 * expected - 3 if j % 2 == 0 else expected - 2
+    expected_sizes = geometry.conv_output_sizes(side - 2 * geometry.ss_padding)
+    for i, (noise, expected) in enumerate(zip(noises, expected_sizes)):
         checks.append(tf.debugging.assert_equal(tf.shape(noise)[1:3], expected,
                                                 message=f"noise_{i} must be {geometry.conv_output_sizes()[i]} px "
                                                         f"for a {geometry.window}-latent window (layer {i} size)"))
@@ -47,25 +48,21 @@ def serving_functions(model, patch_size=None) -> dict:
     generator = model.generator_ema
     if patch_size not in (None, geometry.patch_size):
         # A window of n TS-input latents gives 16n - 75 px; only the reachable sizes are exact.
-        from tfcoord.errors import UserError
-
         raise UserError(f"InfinityGAN patches are {geometry.patch_size} px (model geometry); pass --patch "
                         f"{geometry.patch_size}")
-    coord_dim = 4 if cfg.coord_system == "torus" else 3
     # Dynamic windows by default (any number of latents: larger windows give larger images);
     # with ``patch_size`` (TFLite) every spatial size is the one of a single patch.
     window = None if patch_size is None else geometry.window
     sizes = [None] * geometry.num_convs if patch_size is None else geometry.conv_output_sizes()
     base = [tf.TensorSpec([None, cfg.global_latent_dim], tf.float32, name="global_latent"),
             tf.TensorSpec([None, window, window, cfg.local_latent_dim], tf.float32, name="local_latent"),
-            tf.TensorSpec([None, window, window, coord_dim], tf.float32, name="coords")]
+            tf.TensorSpec([None, window, window, model.coordinates.coord_dim], tf.float32, name="coords")]
     noise_specs = [tf.TensorSpec([None, size, size, 1], tf.float32, name=f"noise_{i}")
                    for i, size in enumerate(sizes)]
 
     def render(global_latent, local_latent, coords, noises):
-        global_latent, local_latent = finite_input(global_latent, "global_latent"), finite_input(local_latent,
-                                                                                                 "local_latent")
-        coords = finite_input(coords, "coords")
+        global_latent = finite_input(global_latent, "global_latent")
+        local_latent, coords = finite_input(local_latent, "local_latent"), finite_input(coords, "coords")
         noises = [finite_input(n, f"noise_{i}") for i, n in enumerate(noises)]
         with tf.control_dependencies(_check_window(local_latent, coords, noises, geometry)):
             rgb = generator(global_latent, local_latent, coords, noises if noises else None)
@@ -93,16 +90,11 @@ def serving_functions(model, patch_size=None) -> dict:
 
 
 def serving_description(model) -> dict:
-    from tfcoord.models.infinitygan.infinite import LOCAL_FIELD_TILE, NOISE_FIELD_TILE
-    from tfcoord.generation.fields import GENERATORS, RECIPE
-    from tfcoord.models.infinitygan.seeding import FIELD_LOCAL, FIELD_NOISE, GLOBAL_SEED_PATH
-
     cfg, geometry, coordinates = model.config.model, model.geometry, model.coordinates
     sizes, steps, units = geometry.conv_output_sizes(), geometry.noise_steps(), geometry.output_units()
     window, step, pad = geometry.window, geometry.latent_step, geometry.ss_padding
     ppl = geometry.pixels_per_latent
-    torus = cfg.coord_system == "torus"
-    if torus:
+    if cfg.coord_system == "torus":
         period = coordinates.meta_cols - 1
         coords_formula = (f"coords[i, j] = (cos(pi*v), sin(pi*v), cos(pi*u), sin(pi*u)) with v = 2*i/{period} - 1 "
                           f"and u = 2*j/{period} - 1")
