@@ -11,6 +11,9 @@ ever imported or executed, so a checkpoint cannot run code.
 Legacy (pre-1.6, non-zip) files -- a stream of pickles followed by the raw storages -- are read
 the same way (:func:`load_legacy`). Anything else needs torch itself: :func:`load` falls back to
 ``torch.load(..., map_location="cpu", weights_only=True)`` when torch is installed.
+
+The converters of official checkpoints check what they read against the networks with
+:func:`match_weights` / :func:`check_weights`, before anything is assigned.
 """
 
 from __future__ import annotations
@@ -275,3 +278,50 @@ def to_numpy(obj):
     if hasattr(obj, "detach") and hasattr(obj, "numpy"):
         return obj.detach().cpu().float().numpy() if str(obj.dtype) == "torch.bfloat16" else obj.detach().cpu().numpy()
     return obj
+
+
+def match_weights(state: dict, weight_map: dict, buffers=(), ignored=lambda name: False) -> tuple[list, dict]:
+    """Check an official ``{name: array}`` against ``weight_map`` ``{name: (variable, numpy transform)}``.
+
+    Returns ``[(variable, float32 array)]`` and the problems found, ``{"missing" | "unexpected" |
+    "mis-shaped": names}`` (a mis-shaped entry starts with the name). ``buffers`` must be present but
+    carry no learned state; other names where ``ignored(name)`` holds are not unexpected. Assigns nothing.
+    """
+    missing = [name for name in [*weight_map, *buffers] if name not in state]
+    unexpected = [str(name) for name in state
+                  if name not in weight_map and name not in buffers and not ignored(str(name))]
+    mis_shaped, assignments = [], []
+    for name, (variable, transform) in weight_map.items():
+        if name not in state:
+            continue
+        value = np.asarray(state[name])
+        if not np.issubdtype(value.dtype, np.floating):
+            mis_shaped.append(f"{name} (dtype {value.dtype}, expected float)")
+            continue
+        try:
+            converted = np.asarray(transform(value), "float32")
+        except (ValueError, IndexError):
+            converted = None
+        if converted is None or converted.shape != tuple(variable.shape):
+            mis_shaped.append(f"{name} {tuple(value.shape)} (the config needs {tuple(variable.shape)} after "
+                              "conversion)")
+        elif not np.all(np.isfinite(converted)):
+            mis_shaped.append(f"{name} (non-finite values)")
+        else:
+            assignments.append((variable, converted))
+    problems = {"missing": missing, "unexpected": unexpected, "mis-shaped": mis_shaped}
+    return assignments, {kind: names for kind, names in problems.items() if names}
+
+
+def check_weights(state: dict, weight_map: dict, what: str, source, hint: str, **match) -> list:
+    """:func:`match_weights`, raising a UserError that counts and names every problem (``hint`` ends it)."""
+    assignments, problems = match_weights(state, weight_map, **match)
+    if problems:
+        listed = "; ".join(f"{kind} {len(names)}: {_describe(names)}" for kind, names in problems.items())
+        raise UserError(f"{source}: the {what} does not match the configuration ({listed}); {hint}")
+    return assignments
+
+
+def _describe(names, limit: int = 12) -> str:
+    names = sorted(names)
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")

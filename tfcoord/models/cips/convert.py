@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tfcoord import torch_pickle
 from tfcoord.errors import UserError
 
 # Config overrides that reproduce the official code (models.md §2.9): C1, the embedding read with
@@ -28,9 +29,6 @@ from tfcoord.errors import UserError
 # the official strided minibatch-stddev groups. C2 is not set: the official notebook truncates w
 # (input_is_latent=True), which is tfcoord's default.
 OFFICIAL_COMPAT = ("model.embedding_sampling=official", "model.stddev_grouping=strided")
-
-MAX_LISTED = 12
-
 
 def _squeeze_vector(w):
     return np.asarray(w).reshape(-1)
@@ -92,50 +90,17 @@ def generator_weight_map(generator) -> dict:
     return entries
 
 
-def _describe(names, limit=MAX_LISTED) -> str:
-    names = sorted(names)
-    shown = ", ".join(names[:limit])
-    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
-
-
 def check_and_map(state: dict, weight_map: dict, what: str, source: str) -> list:
-    """Check every name and shape; returns ``[(variable, value)]`` or raises UserError naming every problem."""
-    missing = [name for name in weight_map if name not in state]
-    expected_extra = ("kernel",)  # fixed blur kernels (buffers, not weights) of the official D
-    unexpected = [str(name) for name in state
-                  if name not in weight_map and str(name).rsplit(".", 1)[-1] not in expected_extra]
-    mis_shaped, assignments = [], []
-    for name, (variable, transform) in weight_map.items():
-        if name not in state:
-            continue
-        value = np.asarray(state[name])
-        if not np.issubdtype(value.dtype, np.floating):
-            mis_shaped.append(f"{name} (dtype {value.dtype}, expected float)")
-            continue
-        try:
-            converted = np.asarray(transform(value), "float32")
-        except (ValueError, IndexError):
-            converted = None
-        if converted is None or converted.shape != tuple(variable.shape):
-            mis_shaped.append(f"{name} {tuple(value.shape)} (the config needs {tuple(variable.shape)} after "
-                              "conversion)")
-            continue
-        if not np.all(np.isfinite(converted)):
-            mis_shaped.append(f"{name} (non-finite values)")
-            continue
-        assignments.append((variable, converted))
-    if missing or unexpected or mis_shaped:
-        problems = [f"{kind} {len(names)}: {_describe(names)}" for kind, names in
-                    (("missing", missing), ("unexpected", unexpected), ("mis-shaped", mis_shaped)) if names]
-        looks_like_cips = any(str(k).startswith(("lff.", "emb.", "style.")) for k in state)
-        if what == "generator" and not looks_like_cips:
-            hint = ("the checkpoint does not look like an official CIPS generator (no 'lff.ffm.conv.weight' / "
-                    "'emb.input'); pass a CIPS .pt")
-        else:
-            hint = ("pass the --config preset the checkpoint was trained with (size, hidden_size, style_dim, "
-                    "n_mlp, architecture, channel_multiplier, activation)")
-        raise UserError(f"{source}: the {what} weights do not fit the config ({'; '.join(problems)}); {hint}")
-    return assignments
+    """``[(variable, value)]`` of a CIPS state dict, or a UserError naming every problem (nothing assigned)."""
+    if what == "generator" and not any(str(k).startswith(("lff.", "emb.", "style.")) for k in state):
+        hint = ("the checkpoint does not look like an official CIPS generator (no 'lff.ffm.conv.weight' / "
+                "'emb.input'); pass a CIPS .pt")
+    else:
+        hint = ("pass the --config preset the checkpoint was trained with (size, hidden_size, style_dim, "
+                "n_mlp, architecture, channel_multiplier, activation)")
+    # The official D's fixed blur kernels are buffers, not weights.
+    return torch_pickle.check_weights(state, weight_map, what, source, hint,
+                                      ignored=lambda name: name.rsplit(".", 1)[-1] == "kernel")
 
 
 def split_checkpoint(obj, source: str) -> dict:
@@ -182,7 +147,5 @@ def convert_state(obj, config, source: str = "checkpoint"):
 
 def convert(checkpoint_path, config):
     """Read an official CIPS ``.pt`` (zip format without torch) and return the built, converted model."""
-    from tfcoord import torch_pickle
-
     path = Path(checkpoint_path)
     return convert_state(torch_pickle.load(path), config, source=str(path))

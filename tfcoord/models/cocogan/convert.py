@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from tfcoord.errors import UserError
+from tfcoord.torch_pickle import match_weights
 
 # The official code's behaviour (models.md §1.11): converted models reproduce its outputs
 # (cbn_variance) and fine-tune as it trained.
@@ -130,31 +131,20 @@ def assign_official_weights(model, tensors: dict) -> None:
     """Check every name and shape, then copy ``tensors`` into the model's networks."""
     if not any(name.startswith("G_generator/") for name in tensors):
         raise UserError("the checkpoint has no G_generator variables: it is not a COCO-GAN checkpoint")
-    missing, misshaped, plan = [], [], []
-    official = {key: network for key, network in model.network_items().items() if key != "generator_ema"}
-    for network in official.values():
-        for variable in network.weights:
-            name = official_name(variable.path)
-            if name not in tensors:
-                missing.append(name)
-            elif tuple(tensors[name].shape) != tuple(variable.shape):
-                misshaped.append(f"{name} {tuple(tensors[name].shape)} vs expected {tuple(variable.shape)}")
-            else:
-                plan.append((variable, name))
-    unexpected = sorted(set(tensors) - {name for _, name in plan} - set(missing)
-                        - {m.split(" ")[0] for m in misshaped})
-    problems = [f"{what}: {separator.join(names)}" for what, separator, names in
-                (("missing", ", ", missing), ("mis-shaped", "; ", misshaped), ("unexpected", ", ", unexpected))
-                if names]
+    networks = [network for key, network in model.network_items().items() if key != "generator_ema"]
+    weight_map = {official_name(variable.path): (variable, np.asarray)
+                  for network in networks for variable in network.weights}
+    assignments, problems = match_weights(tensors, weight_map)
     if problems:
         hint = ""
-        if any(n.startswith("Q_content_prediction_head/") for n in unexpected):
+        if any(n.startswith("Q_content_prediction_head/") for n in problems.get("unexpected", ())):
             hint = " (the checkpoint has a content head: use a preset with model.content_head=true)"
-        elif misshaped:
+        elif "mis-shaped" in problems:
             hint = " (the config does not match the checkpoint: check full_size, macro_size, micro_size, ngf, ndf)"
-        raise UserError("the checkpoint does not match the config" + hint + ": " + " | ".join(problems))
-    for variable, name in plan:
-        variable.assign(np.asarray(tensors[name], dtype=variable.dtype))
+        raise UserError("the checkpoint does not match the config" + hint + ": "
+                        + " | ".join(f"{kind}: {', '.join(names)}" for kind, names in problems.items()))
+    for variable, value in assignments:
+        variable.assign(value)
     if model.generator_ema is not None:  # the official code keeps no average: it starts as the converted G
         model.generator_ema.set_weights(model.generator.get_weights())
 

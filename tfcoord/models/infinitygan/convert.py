@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from tfcoord.errors import UserError
+from tfcoord.torch_pickle import check_weights
 
 # Set on the converted run: what the official code does differently from the paper (models.md §4.10).
 # None of them changes the generator's eval-mode output; they make fine-tuning behave like the official code.
@@ -78,43 +79,10 @@ def expected_buffers(generator, prefix: str = "") -> set:
 
 
 def check_and_assign(state: dict, weight_map: dict, buffers: set, what: str, path) -> list:
-    """Check names and shapes of ``state`` against ``weight_map``; returns ``[(variable, array)]``.
-
-    Raises a UserError naming every missing, unexpected and mis-shaped tensor; assigns nothing.
-    """
-    names = set(state)
-    missing = sorted((set(weight_map) | buffers) - names)
-    unexpected = sorted(n for n in names - set(weight_map) - buffers if not n.startswith(BUFFER_PREFIXES))
-    mis_shaped, assignments = [], []
-    for name, (variable, transform) in weight_map.items():
-        if name not in state:
-            continue
-        value = np.asarray(state[name])
-        try:
-            array = transform(value)
-        except (ValueError, IndexError):
-            array = None
-        if array is None or tuple(array.shape) != tuple(variable.shape):
-            mis_shaped.append(f"{name} {tuple(value.shape)} (tfcoord expects {tuple(variable.shape)} in its layout)")
-            continue
-        if not np.all(np.isfinite(array)):
-            mis_shaped.append(f"{name} holds NaN or infinite values")
-            continue
-        assignments.append((variable, array.astype(np.float32)))
-    problems = []
-    if missing:
-        problems.append(f"missing {len(missing)}: {', '.join(missing[:12])}{' ...' if len(missing) > 12 else ''}")
-    if unexpected:
-        problems.append(f"unexpected {len(unexpected)}: {', '.join(unexpected[:12])}"
-                        f"{' ...' if len(unexpected) > 12 else ''}")
-    if mis_shaped:
-        more = " ..." if len(mis_shaped) > 8 else ""
-        problems.append(f"mismatching {len(mis_shaped)}: {'; '.join(mis_shaped[:8])}{more}")
-    if problems:
-        raise UserError(f"{path}: the {what} does not match the configuration ({' | '.join(problems)}); "
-                        "pass the --config preset the checkpoint was trained with (model.ts_channels, "
-                        "global_latent_dim, local_latent_dim, n_mlp, ...)")
-    return assignments
+    """``[(variable, array)]`` of an InfinityGAN state dict, or a UserError naming every problem (nothing assigned)."""
+    return check_weights(state, weight_map, what, path, "pass the --config preset the checkpoint was trained with "
+                         "(model.ts_channels, global_latent_dim, local_latent_dim, n_mlp, ...)", buffers=buffers,
+                         ignored=lambda name: name.startswith(BUFFER_PREFIXES))
 
 
 def read_checkpoint(path) -> dict:
