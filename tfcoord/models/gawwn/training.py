@@ -31,6 +31,7 @@ from tfcoord.errors import UserError
 from tfcoord.gan.distribute import all_gather, average, gather_features
 from tfcoord.gan.ema import ema_step
 from tfcoord.gan.losses import gan_cls_discriminator_loss, gan_cls_generator_loss
+from tfcoord.gan.optimizers import step_decay, torch_rmsprop
 from tfcoord.models.base import step_seed
 from tfcoord.models.gawwn.blocks import keypoint_maps
 from tfcoord.models.text_encoder.loss import joint_embedding_loss
@@ -38,9 +39,7 @@ from tfcoord.training.precision import loss_scaled, minimize, to_float32
 
 
 def adam(optim, scale: float = 1.0):
-    rate = optim.lr * scale
-    if optim.decay_every:
-        rate = keras.optimizers.schedules.ExponentialDecay(rate, optim.decay_every, optim.lr_decay, staircase=True)
+    rate = step_decay(optim.lr * scale, optim.decay_every, optim.lr_decay)
     return keras.optimizers.Adam(rate, beta_1=optim.beta_1, beta_2=optim.beta_2, epsilon=optim.epsilon)
 
 
@@ -65,9 +64,7 @@ class GawwnTraining:
             self.kg_optimizer.build(self.keypoint_completer.trainable_variables)
             self.kd_optimizer.build(self.keypoint_critic.trainable_variables)
         if self.image_encoder is not None:
-            # RMSprop as the official text encoder training (Torch alpha 0.99, eps 1e-8).
-            self.text_optimizer = loss_scaled(keras.optimizers.RMSprop(self.config.text.encoder_lr, rho=0.99,
-                                                                       epsilon=1e-8), self.precision)
+            self.text_optimizer = loss_scaled(torch_rmsprop(self.config.text.encoder_lr), self.precision)
             self.text_optimizer.build(self.joint_variables())
 
     def joint_variables(self):

@@ -30,6 +30,7 @@ import tensorflow as tf
 from tfcoord.data.gawwn.captions import ALPHABET, tokenize_all
 from tfcoord.errors import UserError
 from tfcoord.gan.distribute import average, gather_features
+from tfcoord.gan.optimizers import step_decay, torch_rmsprop
 from tfcoord.models.base import TrainableModel, step_seed
 from tfcoord.models.text_encoder.loss import joint_embedding_loss, structured_joint_embedding_loss
 from tfcoord.models.text_encoder.networks import CharCnnGru, ImageEncoder
@@ -144,12 +145,9 @@ class TextEncoderModel(TrainableModel):
     def build(self):
         self.build_networks()
         optim = self.config.optim
-        rate = optim.lr
-        if optim.decay_every:
-            rate = keras.optimizers.schedules.ExponentialDecay(optim.lr, optim.decay_every, optim.lr_decay,
-                                                               staircase=True)
         # Loss-scaled under mixed_float16 (tfcoord.training.precision).
-        self.optimizer = loss_scaled(keras.optimizers.RMSprop(rate, rho=0.99, epsilon=1e-8), self.precision)
+        rate = step_decay(optim.lr, optim.decay_every, optim.lr_decay)
+        self.optimizer = loss_scaled(torch_rmsprop(rate), self.precision)
         self.optimizer.build(self.variables())
 
     def variables(self):
