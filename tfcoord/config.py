@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 import warnings
@@ -233,7 +234,7 @@ def _coerce(value, tp, where: str):
             as_float = float(value)
         except OverflowError:  # an integer beyond the float range
             as_float = float("inf")
-        if as_float != as_float or as_float in (float("inf"), float("-inf")):
+        if not math.isfinite(as_float):
             raise UserError(f"{where} must be a finite number, got {value!r}")
         return as_float
     if tp in (bool, str):
@@ -276,11 +277,9 @@ def build_section(cls, values: dict, section_name: str):
 
 def parse_override(text: str) -> tuple[str, str, Any]:
     """Split ``section.key=value``; the value is parsed as YAML (so 1e-4, true, [32, 32] work)."""
-    if "=" not in text or "." not in text.split("=", 1)[0]:
-        raise UserError(f"--set expects section.key=value (e.g. train.steps=100), got {text!r}")
-    path, raw = text.split("=", 1)
-    section, key = path.strip().split(".", 1)
-    if not section or not key:
+    path, equals, raw = text.partition("=")
+    section, _, key = path.strip().partition(".")
+    if not equals or not section or not key:
         raise UserError(f"--set expects section.key=value (e.g. train.steps=100), got {text!r}")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
