@@ -219,13 +219,16 @@ def _restore_first_good(prefixes, restore, *, on_corrupt, mismatch_message):
                     "restore the folder from a backup or start a new run")
 
 
+def _networks_do_not_fit(prefix, err) -> str:
+    return f"checkpoint {prefix} does not fit these networks ({str(err).splitlines()[0][:300]}); " + SAME_NETWORKS_HINT
+
+
 def restore_networks(items: dict, path: str) -> None:
     """Restore the variables of ``items`` (networks only, no optimizers) from checkpoint ``path``."""
     try:
         tf.train.Checkpoint(**variable_map(items)).restore(path).expect_partial().assert_existing_objects_matched()
     except _MISMATCH_ERRORS + (tf.errors.OpError,) as err:
-        raise UserError(f"checkpoint {path} does not fit these networks ({str(err).splitlines()[0][:300]}); "
-                        + SAME_NETWORKS_HINT) from None
+        raise UserError(_networks_do_not_fit(path, err)) from None
 
 
 def restore_networks_from_run(items: dict, run_dir) -> str:
@@ -245,10 +248,7 @@ def restore_networks_from_run(items: dict, run_dir) -> str:
     def skip(prefix, reason):
         _warn(f"checkpoint {prefix} is damaged ({reason}); trying the previous one")
 
-    return _restore_first_good(
-        prefixes, restore, on_corrupt=skip,
-        mismatch_message=lambda p, err: (f"checkpoint {p} does not fit these networks "
-                                         f"({str(err).splitlines()[0][:300]}); " + SAME_NETWORKS_HINT))
+    return _restore_first_good(prefixes, restore, on_corrupt=skip, mismatch_message=_networks_do_not_fit)
 
 
 class CheckpointKeeper:
@@ -342,8 +342,8 @@ class CheckpointKeeper:
 
     def _quarantine(self, prefix, reason: str) -> None:
         """Move a damaged checkpoint to ``corrupt/`` and drop it from the list."""
+        self.prefixes = [p for p in self.prefixes if p != prefix]
         if not self.move_damaged:
-            self.prefixes = [p for p in self.prefixes if p != prefix]
             _warn(f"checkpoint {prefix} is damaged ({reason}); trying the previous one")
             return
         target = self.directory / QUARANTINE_FOLDER
@@ -356,7 +356,6 @@ class CheckpointKeeper:
                     moved.append(path.name)
         except OSError as err:
             _warn(f"could not move the damaged checkpoint {prefix} to {target} ({err})")
-        self.prefixes = [p for p in self.prefixes if p != prefix]
         write_list(self.directory, self.prefixes)
         _warn(f"checkpoint {prefix} is damaged ({reason}); moved it to {target} and trying the previous one")
 
