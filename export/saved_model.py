@@ -42,7 +42,6 @@ from tfcoord.errors import UserError
 from tfcoord.serving import FORMAT
 
 DESCRIPTION_ASSET = "tfcoord_model.json"
-DESCRIPTION_FORMAT = FORMAT  # the version of the description's schema (tfcoord.serving.SCHEMA)
 DESCRIBE = "describe"
 
 
@@ -126,7 +125,7 @@ def serving_module(model, description: dict, *, patch_size=None, batch_size=None
 
     description = json.loads(json.dumps(description))  # a copy, and proof that it is JSON
     documented = description.get("signatures", {})
-    description["format"] = DESCRIPTION_FORMAT
+    description["format"] = FORMAT  # the version of the description's schema (tfcoord.serving.SCHEMA)
     description["signatures"] = {name: {**documented.get(name, {}), **signature_specs(cf)}
                                  for name, cf in concrete.items()}
     if with_describe:

@@ -181,8 +181,7 @@ def model_server_config(models: dict, server_root=None, keep: int = 1):
         entry.model_platform = "tensorflow"
         entry.model_version_policy.specific.versions.extend(versions)
         labels = {"stable": versions[-1]} if len(versions) == 1 else {"stable": versions[-2], "canary": versions[-1]}
-        for label, version in labels.items():
-            entry.version_labels[label] = version
+        entry.version_labels.update(labels)
     return config
 
 

@@ -19,6 +19,7 @@ and the closest valid key.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import math
@@ -197,10 +198,8 @@ def _coerce(value, tp, where: str):
         return value
     if origin in (typing.Union, types.UnionType):
         for arg in typing.get_args(tp):
-            try:
+            with contextlib.suppress(UserError):
                 return _coerce(value, arg, where)
-            except UserError:
-                pass
         raise wrong
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
@@ -213,14 +212,6 @@ def _coerce(value, tp, where: str):
                 raise UserError(f"{where} must have {len(args)} items, got {value!r}")
             items = [_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args))]
         return tuple(items) if origin is tuple else items
-    if tp is type(None):
-        if value is not None:
-            raise wrong
-        return None
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise wrong
-        return value
     if tp is float:
         if isinstance(value, str):
             # PyYAML (YAML 1.1) reads 1e-4 without a dot as a string.
@@ -237,8 +228,8 @@ def _coerce(value, tp, where: str):
         if not math.isfinite(as_float):
             raise UserError(f"{where} must be a finite number, got {value!r}")
         return as_float
-    if tp in (bool, str):
-        if not isinstance(value, tp):
+    if tp in (int, bool, str, type(None)):
+        if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
             raise wrong
         return value
     raise TypeError(f"unsupported config annotation {tp!r} for {where}")

@@ -8,6 +8,7 @@ by Pillow; tfcoord only arranges rows and tiles.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from pathlib import Path
@@ -40,17 +41,12 @@ def estimated_bytes(fmt: str, width: int, height: int) -> int:
     return int(raw * 4 / 3) + 65_536 if fmt == "dzi" else raw + 65_536
 
 
-def _rows(bands: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-    for band in bands:
-        yield from band
-
-
 def write_png(path, width: int, height: int, bands: Iterable[np.ndarray]) -> None:
     import png
 
     with open(path, "wb") as handle:
         writer = png.Writer(width, height, greyscale=False, bitdepth=8, compression=6)
-        writer.write(handle, (row.reshape(-1) for row in _rows(bands)))
+        writer.write(handle, (row.reshape(-1) for row in itertools.chain.from_iterable(bands)))
         handle.flush()
         os.fsync(handle.fileno())
 

@@ -32,13 +32,12 @@ import json
 import os
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
-from tfcoord.errors import UserError
+from tfcoord.errors import UserError, warn
 from tfcoord.fileio import atomic_write_text, describe_write_error, file_sha256, fsync_directory
 
 STATE_FILE = "checkpoint"
@@ -138,10 +137,6 @@ def _delete_files(prefix) -> None:
     shutil.rmtree(f"{prefix}_temp", ignore_errors=True)  # TensorFlow's staging folder of a failed write
 
 
-def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr, flush=True)
-
-
 # -- the list of checkpoints ----------------------------------------------------------
 def listed_checkpoints(directory) -> list[str]:
     """Prefixes of the complete checkpoints in ``directory``, oldest first.
@@ -155,7 +150,7 @@ def listed_checkpoints(directory) -> list[str]:
     try:
         state = tf.train.get_checkpoint_state(str(directory))
     except Exception as err:  # a damaged text proto raises parse errors of several types
-        _warn(f"{directory / STATE_FILE} is unreadable ({str(err).splitlines()[0][:200]}); "
+        warn(f"{directory / STATE_FILE} is unreadable ({str(err).splitlines()[0][:200]}); "
               "rebuilding the checkpoint list from the manifests on disk")
         state = None
     if state is not None:
@@ -166,7 +161,7 @@ def listed_checkpoints(directory) -> list[str]:
     found = sorted((str(p)[:-len(MANIFEST_SUFFIX)] for p in directory.glob(f"ckpt-*{MANIFEST_SUFFIX}")
                     if _PREFIX.match(p.name[:-len(MANIFEST_SUFFIX)])), key=checkpoint_step)
     if found and not (directory / STATE_FILE).exists():
-        _warn(f"{directory} has no '{STATE_FILE}' list; using the {len(found)} checkpoint(s) with manifests")
+        warn(f"{directory} has no '{STATE_FILE}' list; using the {len(found)} checkpoint(s) with manifests")
     return found
 
 
@@ -211,7 +206,7 @@ def _restore_first_good(prefixes, restore, *, on_corrupt, mismatch_message):
             on_corrupt(prefix, problems[-1][1])
             continue
         if problems:
-            _warn(f"restored {Path(prefix).name} instead (step {checkpoint_step(prefix)}); "
+            warn(f"restored {Path(prefix).name} instead (step {checkpoint_step(prefix)}); "
                   f"{len(problems)} newer checkpoint(s) were damaged")
         return prefix
     details = "; ".join(f"{Path(p).name}: {reason}" for p, reason in problems)
@@ -246,7 +241,7 @@ def restore_networks_from_run(items: dict, run_dir) -> str:
         tf.train.Checkpoint(**variables).restore(prefix).expect_partial().assert_existing_objects_matched()
 
     def skip(prefix, reason):
-        _warn(f"checkpoint {prefix} is damaged ({reason}); trying the previous one")
+        warn(f"checkpoint {prefix} is damaged ({reason}); trying the previous one")
 
     return _restore_first_good(prefixes, restore, on_corrupt=skip, mismatch_message=_networks_do_not_fit)
 
@@ -295,7 +290,7 @@ class CheckpointKeeper:
                 try:
                     _delete_files(old)
                 except OSError as err:  # an old checkpoint we cannot delete costs space, not the run
-                    _warn(f"could not delete the old checkpoint {old} ({err})")
+                    warn(f"could not delete the old checkpoint {old} ({err})")
         self.prefixes = kept
         return prefix
 
@@ -344,7 +339,7 @@ class CheckpointKeeper:
         """Move a damaged checkpoint to ``corrupt/`` and drop it from the list."""
         self.prefixes = [p for p in self.prefixes if p != prefix]
         if not self.move_damaged:
-            _warn(f"checkpoint {prefix} is damaged ({reason}); trying the previous one")
+            warn(f"checkpoint {prefix} is damaged ({reason}); trying the previous one")
             return
         target = self.directory / QUARANTINE_FOLDER
         moved = []
@@ -355,7 +350,7 @@ class CheckpointKeeper:
                     os.replace(path, target / path.name)
                     moved.append(path.name)
         except OSError as err:
-            _warn(f"could not move the damaged checkpoint {prefix} to {target} ({err})")
+            warn(f"could not move the damaged checkpoint {prefix} to {target} ({err})")
         write_list(self.directory, self.prefixes)
-        _warn(f"checkpoint {prefix} is damaged ({reason}); moved it to {target} and trying the previous one")
+        warn(f"checkpoint {prefix} is damaged ({reason}); moved it to {target} and trying the previous one")
 
