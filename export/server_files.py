@@ -48,9 +48,7 @@ def tile_batch(description: dict) -> int:
 
 def warmup_signatures(description: dict) -> dict:
     """``{signature key: signature whose inputs it takes}`` for every exported key (serving_default too)."""
-    keys = {name: name for name in description["signatures"]}
-    keys["serving_default"] = description["serving_default"]
-    return keys
+    return {**{name: name for name in description["signatures"]}, "serving_default": description["serving_default"]}
 
 
 def warmup_requests(model, description: dict, model_name: str) -> list:

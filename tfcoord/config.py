@@ -206,11 +206,10 @@ def _coerce(value, tp, where: str):
             raise wrong
         args = typing.get_args(tp)
         if len(args) == 2 and args[1] is Ellipsis:
-            items = [_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
-        else:
-            if len(value) != len(args):
-                raise UserError(f"{where} must have {len(args)} items, got {value!r}")
-            items = [_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args))]
+            args = (args[0],) * len(value)
+        elif len(value) != len(args):
+            raise UserError(f"{where} must have {len(args)} items, got {value!r}")
+        items = [_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args))]
         return tuple(items) if origin is tuple else items
     if tp is float:
         if isinstance(value, str):

@@ -106,10 +106,6 @@ SPECIES = _species_table()
 
 
 # -- captions ------------------------------------------------------------------------------
-def _article(word: str) -> str:
-    return "an" if word[0] in "aeiou" else "a"
-
-
 _TEMPLATES = (
     "{a_size} bird with {a_crown} crown, {wings} wings and {a_belly} belly.",
     "this bird has {a_breast} breast, {wings} wings and {a_tail} tail.",
@@ -128,7 +124,7 @@ def species_captions(species: Species, rng: np.random.Generator | None = None) -
     """The ten template captions of ``species`` (in a random order when ``rng`` is given)."""
     words = dataclasses.asdict(species)
     for key, value in list(words.items()):
-        words[f"a_{key}"] = f"{_article(value)} {value}"
+        words[f"a_{key}"] = f"{'an' if value[0] in 'aeiou' else 'a'} {value}"
     captions = [template.format(**words) for template in _TEMPLATES]
     if rng is not None:
         captions = [captions[i] for i in rng.permutation(len(captions))]

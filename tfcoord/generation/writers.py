@@ -60,17 +60,14 @@ def _tiff_tiles(width: int, height: int, bands: Iterable[np.ndarray]) -> Iterato
             strip, pending = pending[:TIFF_TILE], pending[TIFF_TILE:]
             yield from _strip_tiles(strip, width)
     if len(pending):
-        strip = np.zeros((TIFF_TILE, width, 3), np.uint8)
-        strip[:len(pending)] = pending
-        yield from _strip_tiles(strip, width)
+        yield from _strip_tiles(pending, width)
 
 
 def _strip_tiles(strip: np.ndarray, width: int) -> Iterator[np.ndarray]:
+    """The tiles of a strip of at most TIFF_TILE rows, zero-padded to whole tiles."""
+    padded = np.pad(strip, ((0, TIFF_TILE - len(strip)), (0, -width % TIFF_TILE), (0, 0)))
     for left in range(0, width, TIFF_TILE):
-        tile = np.zeros((TIFF_TILE, TIFF_TILE, 3), np.uint8)
-        part = strip[:, left:left + TIFF_TILE]
-        tile[:, :part.shape[1]] = part
-        yield tile
+        yield np.ascontiguousarray(padded[:, left:left + TIFF_TILE])
 
 
 def write_tiff(path, width: int, height: int, bands: Iterable[np.ndarray]) -> None:

@@ -243,13 +243,6 @@ class FIDInceptionE(InceptionBlock):
         return {**super().get_config(), "pool": self.pool}
 
 
-class MaxPool3x3Stride2(keras.layers.Layer):
-    """The stem's ``nn.MaxPool2d(kernel_size=3, stride=2)`` (no padding, floor)."""
-
-    def call(self, inputs):
-        return keras.ops.max_pool(inputs, 3, strides=2, padding="valid")
-
-
 class FIDInceptionV3(keras.Model):
     """pytorch-fid's FID Inception-v3 up to pool3: (B, 299, 299, 3) in [-1, 1] -> (B, 2048).
 
@@ -268,10 +261,10 @@ class FIDInceptionV3(keras.Model):
             BasicConv2d(32, 3, strides=2, name="Conv2d_1a_3x3"),
             BasicConv2d(32, 3, name="Conv2d_2a_3x3"),
             BasicConv2d(64, 3, padding="same", name="Conv2d_2b_3x3"),
-            MaxPool3x3Stride2(name="maxpool1"),
+            keras.layers.MaxPooling2D(3, strides=2, name="maxpool1"),  # nn.MaxPool2d(3, stride=2): no padding
             BasicConv2d(80, 1, name="Conv2d_3b_1x1"),
             BasicConv2d(192, 3, name="Conv2d_4a_3x3"),
-            MaxPool3x3Stride2(name="maxpool2"),
+            keras.layers.MaxPooling2D(3, strides=2, name="maxpool2"),
             FIDInceptionA(32, name="Mixed_5b"),
             FIDInceptionA(64, name="Mixed_5c"),
             FIDInceptionA(64, name="Mixed_5d"),
@@ -314,9 +307,6 @@ def torch_weight_map(network: FIDInceptionV3) -> dict:
     def conv_kernel(weight):  # torch (out, in, kh, kw) -> Keras (kh, kw, in, out)
         return np.transpose(weight, (2, 3, 1, 0))
 
-    def same(value):
-        return value
-
     mapping = {}
     for prefix, layer in basic_convs(network):
         kh, kw, channels_in, channels_out = layer.conv.kernel.shape
@@ -324,7 +314,7 @@ def torch_weight_map(network: FIDInceptionV3) -> dict:
         for torch_name, variable in (("weight", layer.bn.gamma), ("bias", layer.bn.beta),
                                      ("running_mean", layer.bn.moving_mean),
                                      ("running_var", layer.bn.moving_variance)):
-            mapping[f"{prefix}.bn.{torch_name}"] = (variable, tuple(variable.shape), same)
+            mapping[f"{prefix}.bn.{torch_name}"] = (variable, tuple(variable.shape), np.asarray)
     return mapping
 
 

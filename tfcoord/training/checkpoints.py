@@ -115,8 +115,7 @@ def verify_files(prefix) -> bool:
             raise CorruptCheckpoint("its index file is missing")
         return False
     try:
-        manifest = json.loads(manifest_path.read_text())
-        expected = manifest["files"]
+        expected = json.loads(manifest_path.read_text())["files"]
     except (ValueError, KeyError, TypeError, OSError) as err:
         raise CorruptCheckpoint(f"its manifest is unreadable ({err})") from None
     for name, entry in expected.items():
@@ -167,10 +166,8 @@ def listed_checkpoints(directory) -> list[str]:
 
 def write_list(directory, prefixes: list[str]) -> None:
     """Atomically write the ``checkpoint`` list (TensorFlow's text format, relative names)."""
-    lines = []
-    if prefixes:
-        lines.append(f'model_checkpoint_path: "{Path(prefixes[-1]).name}"')
-        lines += [f'all_model_checkpoint_paths: "{Path(p).name}"' for p in prefixes]
+    lines = [f'model_checkpoint_path: "{Path(prefixes[-1]).name}"'] if prefixes else []
+    lines += [f'all_model_checkpoint_paths: "{Path(p).name}"' for p in prefixes]
     atomic_write_text(Path(directory) / STATE_FILE, "\n".join(lines) + "\n")
 
 
@@ -215,7 +212,8 @@ def _restore_first_good(prefixes, restore, *, on_corrupt, mismatch_message):
 
 
 def _networks_do_not_fit(prefix, err) -> str:
-    return f"checkpoint {prefix} does not fit these networks ({str(err).splitlines()[0][:300]}); " + SAME_NETWORKS_HINT
+    return (f"checkpoint {prefix} does not fit these networks ({str(err).splitlines()[0][:300]}); "
+            + SAME_NETWORKS_HINT)
 
 
 def restore_networks(items: dict, path: str) -> None:
@@ -240,10 +238,9 @@ def restore_networks_from_run(items: dict, run_dir) -> str:
     def restore(prefix):
         tf.train.Checkpoint(**variables).restore(prefix).expect_partial().assert_existing_objects_matched()
 
-    def skip(prefix, reason):
-        warn(f"checkpoint {prefix} is damaged ({reason}); trying the previous one")
-
-    return _restore_first_good(prefixes, restore, on_corrupt=skip, mismatch_message=_networks_do_not_fit)
+    return _restore_first_good(
+        prefixes, restore, mismatch_message=_networks_do_not_fit,
+        on_corrupt=lambda p, reason: warn(f"checkpoint {p} is damaged ({reason}); trying the previous one"))
 
 
 class CheckpointKeeper:
@@ -323,14 +320,12 @@ class CheckpointKeeper:
         # Bundle names are "<escaped key>/.ATTRIBUTES/VARIABLE_VALUE"; TensorFlow escapes "." in keys as "..".
         saved = {name.split("/")[0].replace("..", "."): name for name in reader.get_variable_to_shape_map()}
         variables = {key: v for key, v in self.variables.items() if LOSS_SCALE_KEY not in key.split(".") or key in saved}
-        if len(variables) == len(self.variables) and not any(
-                LOSS_SCALE_KEY in key.split(".") and key not in variables for key in saved):
+        unused = [key for key in saved if LOSS_SCALE_KEY in key.split(".") and key not in self.variables]
+        if len(variables) == len(self.variables) and not unused:
             return self.checkpoint
-        dtypes = reader.get_variable_to_dtype_map()
-        for key, name in saved.items():
-            if LOSS_SCALE_KEY in key.split(".") and key not in variables:
-                variables[key] = tf.Variable(tf.zeros(reader.get_variable_to_shape_map()[name], dtypes[name]),
-                                             trainable=False)
+        shapes, dtypes = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
+        variables.update({key: tf.Variable(tf.zeros(shapes[saved[key]], dtypes[saved[key]]), trainable=False)
+                          for key in unused})
         checkpoint = tf.train.Checkpoint(step=self.step, **variables)
         _ = checkpoint.save_counter  # as in __init__
         return checkpoint

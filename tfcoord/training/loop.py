@@ -312,8 +312,8 @@ class Trainer:
         with self._writing("log.jsonl"):
             log_file = open(self.write_dir / "log.jsonl", "a")
         previous_handlers = self._install_signal_handlers()
-        progress = tqdm(total=total, initial=start, desc=f"train {self.model.name}", unit="step", dynamic_ncols=True,
-                        disable=not cfg.log.progress_bar)
+        progress = tqdm(total=total, initial=start, desc=f"train {self.model.name}", unit="step",
+                        dynamic_ncols=True, disable=not cfg.log.progress_bar)
         try:
             timer_start, timer_steps = time.perf_counter(), 0
             step = start
