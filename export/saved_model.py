@@ -181,8 +181,7 @@ def check_out(out: Path, version, overwrite: bool) -> tuple[Path, int]:
     """The version folder to write, or a UserError (``out`` is a file, a bad or existing version)."""
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; pass a folder (the model base path TF Serving serves)")
-    if version is None:
-        version = next_version(out)
+    version = next_version(out) if version is None else version
     if version < 1:
         raise UserError(f"--model-version must be a positive integer (TF Serving versions are 1, 2, ...), "
                         f"got {version}")

@@ -223,9 +223,8 @@ class TilePlan:
 
     def grid_indices(self, tiles) -> tuple[np.ndarray, np.ndarray]:
         """Indices of ``tiles`` in the model's tile grid (outside 0 .. native-1 beyond the trained image)."""
-        rows = np.array([t.row for t in tiles]) - self.row_offset
-        cols = np.array([t.col for t in tiles]) - self.col_offset
-        return rows, cols
+        return (np.array([t.row for t in tiles]) - self.row_offset,
+                np.array([t.col for t in tiles]) - self.col_offset)
 
     def inputs(self, tiles) -> dict:
         """The signature inputs of a batch of tiles, one row per tile."""

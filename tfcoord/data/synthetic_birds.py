@@ -248,10 +248,6 @@ class _Frame:
     def __call__(self, u, v):
         return self.centre + self.length * (u * self.forward + v * self.down)
 
-    def axis(self, angle):
-        """Unit vector at ``angle`` (radians, towards 'down') from the forward direction."""
-        return math.cos(angle) * self.forward + math.sin(angle) * self.down
-
     def local(self, canvas):
         dx, dy = canvas.x - self.centre[0], canvas.y - self.centre[1]
         return ((dx * self.forward[0] + dy * self.forward[1]) / self.length,
@@ -380,7 +376,7 @@ def _draw_bird(canvas, frame, species, pose, rng):
     if pose["flying"]:
         canvas.paint(_polygon(canvas, g["wings"][0]), colour["wings"], part=6)
     else:
-        wing_axis = frame.axis(0.12)
+        wing_axis = math.cos(0.12) * frame.forward + math.sin(0.12) * frame.down  # 0.12 rad down from forward
         canvas.paint(_ellipse(canvas, frame(-0.1, -0.05), wing_axis, 0.36 * length, 0.15 * length),
                      colour["wings"], part=6)
         canvas.paint(_ellipse(canvas, frame(-0.33, 0.0), wing_axis, 0.14 * length, 0.08 * length),
