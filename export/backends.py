@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export.saved_model import DESCRIBE, DESCRIPTION_ASSET
+from export.saved_model import DESCRIBE, DESCRIPTION_ASSET, signature_specs
 from export.server_files import served_versions
 from tfcoord.errors import UserError
 
@@ -95,10 +95,8 @@ def signature_summary(signature_defs) -> dict:
 
 
 def parse_description(text, where: str) -> dict:
-    if isinstance(text, bytes):
-        text = text.decode("utf-8")
     try:
-        return json.loads(text)
+        return json.loads(text)  # bytes too (UTF-8, from the describe signature)
     except ValueError as err:
         raise UserError(f"the model description from {where} is not JSON ({err})") from None
 
@@ -159,13 +157,9 @@ class SavedModelBackend(Backend):
         return {name: value.numpy() for name, value in outputs.items()}
 
     def metadata(self):
-        summary = {}
-        for name, function in self.signatures.items():
-            _, inputs = function.structured_input_signature
-            summary[name] = {
-                "inputs": {k: [-1 if d is None else d for d in spec.shape] for k, spec in inputs.items()},
-                "outputs": {k: [-1 if d is None else d for d in t.shape] for k, t in function.structured_outputs.items()}}
-        return summary
+        return {name: {side: {key: spec["shape"] for key, spec in specs.items()}
+                       for side, specs in signature_specs(function).items()}
+                for name, function in self.signatures.items()}
 
     def description(self):
         asset = self.path / "assets" / DESCRIPTION_ASSET

@@ -31,6 +31,7 @@ streaming writers) as soon as it is complete.
 from __future__ import annotations
 
 import collections
+import itertools
 import os
 import re
 import sys
@@ -87,10 +88,7 @@ def render_bands(backend, plan, *, batch_size: int = 16, max_in_flight: int = 4,
     bar = tqdm(total=plan.num_tiles, unit="tile", desc="tiles", disable=not progress, dynamic_ncols=True)
     try:
         while True:
-            while len(pending) < max_in_flight:  # keep the pipeline full
-                tiles = next(batches, None)
-                if tiles is None:
-                    break
+            for tiles in itertools.islice(batches, max_in_flight - len(pending)):  # keep the pipeline full
                 pending.append((tiles, pool.submit(retry.call, backend.predict, plan.signature, plan.inputs(tiles))))
             if not pending:
                 return
@@ -186,11 +184,6 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=2, help="TFLite interpreter threads (default 2)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    check_arguments(args)
-    return args
-
-
-def check_arguments(args) -> None:
     for name in ("width", "height"):  # the canvas engine's limit; the format's own (PNG: 32,767) is checked below
         check_side(f"--{name}", getattr(args, name))
     if not 1 <= args.batch <= MAX_BATCH:
@@ -232,6 +225,7 @@ def check_arguments(args) -> None:
         raise UserError(f"--tflite {args.tflite} does not exist; write it with python -m export.tflite")
     if args.description and not Path(args.description).is_file():
         raise UserError(f"--description {args.description} does not exist")
+    return args
 
 
 def main(argv=None):

@@ -42,7 +42,6 @@ from tfcoord.errors import UserError
 from tfcoord.serving import FORMAT
 
 DESCRIPTION_ASSET = "tfcoord_model.json"
-DESCRIPTION_FORMAT = FORMAT  # the version of the description's schema (tfcoord.serving.SCHEMA)
 DESCRIBE = "describe"
 
 
@@ -126,7 +125,7 @@ def serving_module(model, description: dict, *, patch_size=None, batch_size=None
 
     description = json.loads(json.dumps(description))  # a copy, and proof that it is JSON
     documented = description.get("signatures", {})
-    description["format"] = DESCRIPTION_FORMAT
+    description["format"] = FORMAT  # the version of the description's schema (tfcoord.serving.SCHEMA)
     description["signatures"] = {name: {**documented.get(name, {}), **signature_specs(cf)}
                                  for name, cf in concrete.items()}
     if with_describe:
@@ -182,8 +181,7 @@ def check_out(out: Path, version, overwrite: bool) -> tuple[Path, int]:
     """The version folder to write, or a UserError (``out`` is a file, a bad or existing version)."""
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; pass a folder (the model base path TF Serving serves)")
-    if version is None:
-        version = next_version(out)
+    version = next_version(out) if version is None else version
     if version < 1:
         raise UserError(f"--model-version must be a positive integer (TF Serving versions are 1, 2, ...), "
                         f"got {version}")

@@ -48,9 +48,7 @@ def tile_batch(description: dict) -> int:
 
 def warmup_signatures(description: dict) -> dict:
     """``{signature key: signature whose inputs it takes}`` for every exported key (serving_default too)."""
-    keys = {name: name for name in description["signatures"]}
-    keys["serving_default"] = description["serving_default"]
-    return keys
+    return {**{name: name for name in description["signatures"]}, "serving_default": description["serving_default"]}
 
 
 def warmup_requests(model, description: dict, model_name: str) -> list:
@@ -181,8 +179,7 @@ def model_server_config(models: dict, server_root=None, keep: int = 1):
         entry.model_platform = "tensorflow"
         entry.model_version_policy.specific.versions.extend(versions)
         labels = {"stable": versions[-1]} if len(versions) == 1 else {"stable": versions[-2], "canary": versions[-1]}
-        for label, version in labels.items():
-            entry.version_labels[label] = version
+        entry.version_labels.update(labels)
     return config
 
 

@@ -32,6 +32,7 @@ the converter.
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 import tempfile
@@ -87,13 +88,11 @@ def convert(saved_model_dir, quantize: str, representative=None, float_inputs=()
 
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=[SIGNATURE])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # fail rather than need Flex (P11)
+    if quantize != "none":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantize == "float16":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
-    elif quantize == "dynamic-int8":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif quantize == "int8":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative
         # Only int8 kernels: conversion fails rather than leave float ops inside (the inputs and the
         # output stay float32, so the tile recipe and the clients do not change).
@@ -145,24 +144,18 @@ def representative_inputs(model, description: dict, batch: int, rows: int = REPR
     if registered is not None and registered.calibration_inputs is not None:
         conditioned, source = registered.calibration_inputs.load()(model, batch, rows, first_seed * batch)
 
-    def tiles():
-        yield from conditioned
-        made = 0
+    def random_tiles():
         for seed in range(first_seed, first_seed + rows):
             if "tiling" not in description:
                 yield example_inputs(model, description, SIGNATURE, batch, seed=seed)
-                made += 1
-            else:
-                height, width = model.image_size()
-                plan = TilePlan(description, width, height, seed=seed, signature=SIGNATURE)
-                for group in plan.batches(batch):
-                    if len(group) == batch:
-                        yield plan.inputs(group)
-                        made += 1
-                    if made >= rows:
-                        return
-            if made >= rows:
-                return
+                continue
+            height, width = model.image_size()
+            plan = TilePlan(description, width, height, seed=seed, signature=SIGNATURE)
+            yield from (plan.inputs(group) for group in plan.batches(batch) if len(group) == batch)
+
+    def tiles():
+        yield from conditioned
+        yield from itertools.islice(random_tiles(), rows)
 
     tiles.source = source
     return tiles

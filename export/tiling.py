@@ -187,10 +187,9 @@ class TilePlan:
         self.seeding = None if seeding is None else check_seeding(seeding)
         self.panorama = bool(panorama)
         self.period_latents = self._panorama_period(tiling) if self.panorama else None
-        self.crop = tiling.get("crop", "end")
-        self.grid = TileGrid(height, width, tiling["tile_size"], tiling.get("stride"), self.crop, self.panorama)
+        self.grid = TileGrid(height, width, tiling["tile_size"], tiling.get("stride"), tiling.get("crop", "end"),
+                             self.panorama)
         self.tile_height, self.tile_width = self.grid.tile
-        self.stride_height, self.stride_width = self.grid.stride
         self.rows, self.cols = self.grid.rows, self.grid.cols
         # Top-left pixel of the image inside the pixels the tiles cover (centre crop; a panorama starts at column 0).
         self.crop_top, self.crop_left = self.grid.offset
@@ -224,9 +223,8 @@ class TilePlan:
 
     def grid_indices(self, tiles) -> tuple[np.ndarray, np.ndarray]:
         """Indices of ``tiles`` in the model's tile grid (outside 0 .. native-1 beyond the trained image)."""
-        rows = np.array([t.row for t in tiles]) - self.row_offset
-        cols = np.array([t.col for t in tiles]) - self.col_offset
-        return rows, cols
+        return (np.array([t.row for t in tiles]) - self.row_offset,
+                np.array([t.col for t in tiles]) - self.col_offset)
 
     def inputs(self, tiles) -> dict:
         """The signature inputs of a batch of tiles, one row per tile."""

@@ -19,8 +19,10 @@ and the closest valid key.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
+import math
 import types
 import typing
 import warnings
@@ -196,30 +198,19 @@ def _coerce(value, tp, where: str):
         return value
     if origin in (typing.Union, types.UnionType):
         for arg in typing.get_args(tp):
-            try:
+            with contextlib.suppress(UserError):
                 return _coerce(value, arg, where)
-            except UserError:
-                pass
         raise wrong
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
             raise wrong
         args = typing.get_args(tp)
         if len(args) == 2 and args[1] is Ellipsis:
-            items = [_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
-        else:
-            if len(value) != len(args):
-                raise UserError(f"{where} must have {len(args)} items, got {value!r}")
-            items = [_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args))]
+            args = (args[0],) * len(value)
+        elif len(value) != len(args):
+            raise UserError(f"{where} must have {len(args)} items, got {value!r}")
+        items = [_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args))]
         return tuple(items) if origin is tuple else items
-    if tp is type(None):
-        if value is not None:
-            raise wrong
-        return None
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise wrong
-        return value
     if tp is float:
         if isinstance(value, str):
             # PyYAML (YAML 1.1) reads 1e-4 without a dot as a string.
@@ -233,11 +224,11 @@ def _coerce(value, tp, where: str):
             as_float = float(value)
         except OverflowError:  # an integer beyond the float range
             as_float = float("inf")
-        if as_float != as_float or as_float in (float("inf"), float("-inf")):
+        if not math.isfinite(as_float):
             raise UserError(f"{where} must be a finite number, got {value!r}")
         return as_float
-    if tp in (bool, str):
-        if not isinstance(value, tp):
+    if tp in (int, bool, str, type(None)):
+        if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
             raise wrong
         return value
     raise TypeError(f"unsupported config annotation {tp!r} for {where}")
@@ -276,11 +267,9 @@ def build_section(cls, values: dict, section_name: str):
 
 def parse_override(text: str) -> tuple[str, str, Any]:
     """Split ``section.key=value``; the value is parsed as YAML (so 1e-4, true, [32, 32] work)."""
-    if "=" not in text or "." not in text.split("=", 1)[0]:
-        raise UserError(f"--set expects section.key=value (e.g. train.steps=100), got {text!r}")
-    path, raw = text.split("=", 1)
-    section, key = path.strip().split(".", 1)
-    if not section or not key:
+    path, equals, raw = text.partition("=")
+    section, _, key = path.strip().partition(".")
+    if not equals or not section or not key:
         raise UserError(f"--set expects section.key=value (e.g. train.steps=100), got {text!r}")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""

@@ -27,7 +27,7 @@ from pathlib import Path
 from tfcoord import cli
 from tfcoord.config import read_run_yaml
 from tfcoord.errors import UserError
-from tfcoord.metrics import get_metric, metric_names
+from tfcoord.metrics import METRICS, get_metric
 
 MAX_IMAGES = 1_000_000
 MAX_BATCH = 1024
@@ -37,7 +37,7 @@ MAX_PR_IMAGES = 50_000  # precision/recall costs O(N^2) distances
 def parse_args(argv=None):
     parser = cli.ArgumentParser(prog="python -m tfcoord.evaluate", description="Evaluate a trained run.")
     parser.add_argument("--run", required=True, help="run directory written by tfcoord.train")
-    parser.add_argument("--metric", required=True, help=f"one of: {', '.join(metric_names())}")
+    parser.add_argument("--metric", required=True, help=f"one of: {', '.join(METRICS)}")
     parser.add_argument("--real", help="real data: synthetic-landscapes | folder:PATH | tfds:NAME[/CONFIG][:SPLIT] "
                                        "(default: the run's data.source)")
     parser.add_argument("--num", type=int, required=True, help="generated images (papers: 50000)")

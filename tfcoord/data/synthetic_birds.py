@@ -106,10 +106,6 @@ SPECIES = _species_table()
 
 
 # -- captions ------------------------------------------------------------------------------
-def _article(word: str) -> str:
-    return "an" if word[0] in "aeiou" else "a"
-
-
 _TEMPLATES = (
     "{a_size} bird with {a_crown} crown, {wings} wings and {a_belly} belly.",
     "this bird has {a_breast} breast, {wings} wings and {a_tail} tail.",
@@ -128,7 +124,7 @@ def species_captions(species: Species, rng: np.random.Generator | None = None) -
     """The ten template captions of ``species`` (in a random order when ``rng`` is given)."""
     words = dataclasses.asdict(species)
     for key, value in list(words.items()):
-        words[f"a_{key}"] = f"{_article(value)} {value}"
+        words[f"a_{key}"] = f"{'an' if value[0] in 'aeiou' else 'a'} {value}"
     captions = [template.format(**words) for template in _TEMPLATES]
     if rng is not None:
         captions = [captions[i] for i in rng.permutation(len(captions))]
@@ -154,18 +150,18 @@ def caption_colours(caption: str) -> dict[str, str]:
 class _Canvas:
     def __init__(self, height: int, width: int):
         self.height, self.width = height, width
-        ys, xs = np.mgrid[0:height, 0:width].astype(np.float32) + 0.5
-        self.y, self.x = ys, xs
+        self.y, self.x = np.mgrid[0:height, 0:width].astype(np.float32) + 0.5
         self.rgb = np.zeros((height, width, 3), np.float32)
         self.parts = np.zeros((height, width), np.int8)
         self.bird = np.zeros((height, width), np.float32)
 
-    def paint(self, coverage, colour, part: int = 0):
-        """Alpha-blend ``colour`` (RGB or (H, W, 3)) with per-pixel ``coverage`` in [0, 1]."""
+    def paint(self, coverage, colour, part=0):
+        """Alpha-blend ``colour`` (RGB or (H, W, 3)) with per-pixel ``coverage`` in [0, 1]; a ``part`` id (or an
+        (H, W) map of ids) marks the bird where the coverage is over one half."""
         alpha = coverage[..., None]
         self.rgb = self.rgb * (1.0 - alpha) + np.asarray(colour, np.float32) * alpha
-        if part:
-            self.parts[coverage > 0.5] = part
+        if np.any(part):
+            self.parts = np.where(coverage > 0.5, part, self.parts).astype(np.int8)
             self.bird = np.maximum(self.bird, coverage)
 
 
@@ -252,10 +248,6 @@ class _Frame:
     def __call__(self, u, v):
         return self.centre + self.length * (u * self.forward + v * self.down)
 
-    def axis(self, angle):
-        """Unit vector at ``angle`` (radians, towards 'down') from the forward direction."""
-        return math.cos(angle) * self.forward + math.sin(angle) * self.down
-
     def local(self, canvas):
         dx, dy = canvas.x - self.centre[0], canvas.y - self.centre[1]
         return ((dx * self.forward[0] + dy * self.forward[1]) / self.length,
@@ -272,8 +264,8 @@ def _pose(rng):
 
 def _geometry(frame, species, pose):
     """Key points of the bird's shapes in pixels (for drawing, keypoints and the extent)."""
-    head = frame(0.42, -0.27 - pose["head_lift"])
     head_u, head_v = 0.42, -0.27 - pose["head_lift"]
+    head = frame(head_u, head_v)
     beak_len = 0.13 if species.beak_length == "short" else 0.27
     beak_half = 0.07 if species.beak_shape == "cone-shaped" else 0.045
     tail_len = 0.32 if species.tail_length == "short" else 0.55
@@ -368,10 +360,7 @@ def _draw_bird(canvas, frame, species, pose, rng):
     body_rgb = colour["back"] * top[..., None] + under * (1 - top[..., None])
     body_rgb = body_rgb * (1.0 - 0.18 * np.clip(v[..., None] + 0.1, 0, 0.5))
     body = _ellipse(canvas, frame(0, 0), frame.forward, 0.5 * length, 0.28 * length)
-    canvas.paint(body, body_rgb)
-    region = np.where(top > 0.5, 1, np.where(front > 0.5, 2, 3)).astype(np.int8)
-    canvas.parts[body > 0.5] = region[body > 0.5]
-    canvas.bird = np.maximum(canvas.bird, body)
+    canvas.paint(body, body_rgb, part=np.where(top > 0.5, 1, np.where(front > 0.5, 2, 3)))
     if not pose["flying"]:
         canvas.paint(_stroke(canvas, *g["legs"][0], 0.05 * length), colour["legs"], part=11)
     # Head: crown colour on top, throat (breast colour) below the eye line.
@@ -379,17 +368,15 @@ def _draw_bird(canvas, frame, species, pose, rng):
     hu = (canvas.x - g["head"][0]) * frame.forward[0] + (canvas.y - g["head"][1]) * frame.forward[1]
     hv = (canvas.x - g["head"][0]) * frame.down[0] + (canvas.y - g["head"][1]) * frame.down[1]
     throat = np.clip((hv - 0.05 * length + 0.4 * np.maximum(-hu, 0)) / 1.5 + 0.5, 0, 1)[..., None]
-    canvas.paint(head, colour["crown"] * (1 - throat) + colour["breast"] * throat)
-    head_region = np.where(throat[..., 0] > 0.5, 5, 4).astype(np.int8)
-    canvas.parts[head > 0.5] = head_region[head > 0.5]
-    canvas.bird = np.maximum(canvas.bird, head)
+    canvas.paint(head, colour["crown"] * (1 - throat) + colour["breast"] * throat,
+                 part=np.where(throat[..., 0] > 0.5, 5, 4))
     canvas.paint(_polygon(canvas, g["beak"]), colour["beak"], part=9)
     eye_radius = max(0.035 * length, 0.9)
     canvas.paint(_ellipse(canvas, g["eye"], frame.forward, eye_radius, eye_radius), (0.02, 0.02, 0.02), part=10)
     if pose["flying"]:
         canvas.paint(_polygon(canvas, g["wings"][0]), colour["wings"], part=6)
     else:
-        wing_axis = frame.axis(0.12)
+        wing_axis = math.cos(0.12) * frame.forward + math.sin(0.12) * frame.down  # 0.12 rad down from forward
         canvas.paint(_ellipse(canvas, frame(-0.1, -0.05), wing_axis, 0.36 * length, 0.15 * length),
                      colour["wings"], part=6)
         canvas.paint(_ellipse(canvas, frame(-0.33, 0.0), wing_axis, 0.14 * length, 0.08 * length),

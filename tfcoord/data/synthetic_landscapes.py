@@ -179,11 +179,6 @@ def _foreground(canvas, y, x, draws, time_of_day, horizon, has_water, grain, hei
     return _draw_layer(canvas, colour, top_edge, y, height)
 
 
-def render(key, height, width) -> tf.Tensor:
-    """The scene for stateless seed ``key`` (shape [2]) as uint8 ``(height, width, 3)``."""
-    return render_scene(key, height, width)[0]
-
-
 def render_scene(key, height, width):
     """The scene for stateless seed ``key`` and its ground truth: ``(image, classes, horizon)``.
 
@@ -219,7 +214,7 @@ def render_scene(key, height, width):
 
 @tf.function(input_signature=[tf.TensorSpec([], tf.int64)] * 2 + [tf.TensorSpec([], tf.int32)] * 2)
 def _render_one(seed, index, height, width):
-    return render(element_seed(seed, index, SOURCE_RANDOMNESS), height, width)
+    return render_scene(element_seed(seed, index, SOURCE_RANDOMNESS), height, width)[0]
 
 
 @tf.function(input_signature=[tf.TensorSpec([], tf.int64)] * 2 + [tf.TensorSpec([], tf.int32)] * 2)

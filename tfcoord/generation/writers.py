@@ -8,6 +8,7 @@ by Pillow; tfcoord only arranges rows and tiles.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from pathlib import Path
@@ -40,17 +41,12 @@ def estimated_bytes(fmt: str, width: int, height: int) -> int:
     return int(raw * 4 / 3) + 65_536 if fmt == "dzi" else raw + 65_536
 
 
-def _rows(bands: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-    for band in bands:
-        yield from band
-
-
 def write_png(path, width: int, height: int, bands: Iterable[np.ndarray]) -> None:
     import png
 
     with open(path, "wb") as handle:
         writer = png.Writer(width, height, greyscale=False, bitdepth=8, compression=6)
-        writer.write(handle, (row.reshape(-1) for row in _rows(bands)))
+        writer.write(handle, (row.reshape(-1) for row in itertools.chain.from_iterable(bands)))
         handle.flush()
         os.fsync(handle.fileno())
 
@@ -64,17 +60,14 @@ def _tiff_tiles(width: int, height: int, bands: Iterable[np.ndarray]) -> Iterato
             strip, pending = pending[:TIFF_TILE], pending[TIFF_TILE:]
             yield from _strip_tiles(strip, width)
     if len(pending):
-        strip = np.zeros((TIFF_TILE, width, 3), np.uint8)
-        strip[:len(pending)] = pending
-        yield from _strip_tiles(strip, width)
+        yield from _strip_tiles(pending, width)
 
 
 def _strip_tiles(strip: np.ndarray, width: int) -> Iterator[np.ndarray]:
+    """The tiles of a strip of at most TIFF_TILE rows, zero-padded to whole tiles."""
+    padded = np.pad(strip, ((0, TIFF_TILE - len(strip)), (0, -width % TIFF_TILE), (0, 0)))
     for left in range(0, width, TIFF_TILE):
-        tile = np.zeros((TIFF_TILE, TIFF_TILE, 3), np.uint8)
-        part = strip[:, left:left + TIFF_TILE]
-        tile[:, :part.shape[1]] = part
-        yield tile
+        yield np.ascontiguousarray(padded[:, left:left + TIFF_TILE])
 
 
 def write_tiff(path, width: int, height: int, bands: Iterable[np.ndarray]) -> None:

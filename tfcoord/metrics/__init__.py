@@ -54,10 +54,6 @@ METRICS = {
 }
 
 
-def metric_names() -> list[str]:
-    return list(METRICS)
-
-
 def get_metric(name: str) -> Metric:
     if name not in METRICS:
         raise UserError(f"unknown metric '{name}'{closest(name, METRICS)}; choose one of {', '.join(METRICS)}")

@@ -32,11 +32,10 @@ import keras
 import numpy as np
 
 from tfcoord.errors import UserError
+from tfcoord.metrics.inception import FEATURE_DIM, INPUT_SIZE, file_sha256
 
 FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{FID_WEIGHTS_FILE}"
-INPUT_SIZE = 299
-FEATURE_DIM = 2048
 BATCH_NORM_EPSILON = 1e-3  # torchvision's BasicConv2d; TensorFlow's graph used the same
 # Tensors in the file that the pool3 features do not use: the 1008-class head, and the
 # BatchNorm step counters (absent from files saved before PyTorch 0.4.1).
@@ -100,8 +99,11 @@ class InceptionBlock(keras.layers.Layer):
     def add_conv(self, attribute, filters, kernel_size, strides=1, padding="same"):
         self.convs[attribute] = BasicConv2d(filters, kernel_size, strides, padding, name=attribute)
 
-    def conv(self, attribute, inputs):
-        return self.convs[attribute](inputs)
+    def conv(self, inputs, *attributes):
+        """``inputs`` through the named convolutions, one after the other."""
+        for attribute in attributes:
+            inputs = self.convs[attribute](inputs)
+        return inputs
 
     def build(self, input_shape):
         # Weights exist (for loading) before the first call: run the block once symbolically.
@@ -132,10 +134,10 @@ class FIDInceptionA(InceptionBlock):
         self.add_conv("branch_pool", pool_features, 1)
 
     def call(self, x):
-        branch5x5 = self.conv("branch5x5_2", self.conv("branch5x5_1", x))
-        branch3x3dbl = self.conv("branch3x3dbl_3", self.conv("branch3x3dbl_2", self.conv("branch3x3dbl_1", x)))
-        branch_pool = self.conv("branch_pool", _pool_3x3_stride_1(x, "avg"))
-        return keras.ops.concatenate([self.conv("branch1x1", x), branch5x5, branch3x3dbl, branch_pool], axis=-1)
+        branch5x5 = self.conv(x, "branch5x5_1", "branch5x5_2")
+        branch3x3dbl = self.conv(x, "branch3x3dbl_1", "branch3x3dbl_2", "branch3x3dbl_3")
+        branch_pool = self.conv(_pool_3x3_stride_1(x, "avg"), "branch_pool")
+        return keras.ops.concatenate([self.conv(x, "branch1x1"), branch5x5, branch3x3dbl, branch_pool], axis=-1)
 
     def get_config(self):
         return {**super().get_config(), "pool_features": self.pool_features}
@@ -152,9 +154,9 @@ class InceptionB(InceptionBlock):
         self.add_conv("branch3x3dbl_3", 96, 3, strides=2, padding="valid")
 
     def call(self, x):
-        branch3x3dbl = self.conv("branch3x3dbl_3", self.conv("branch3x3dbl_2", self.conv("branch3x3dbl_1", x)))
+        branch3x3dbl = self.conv(x, "branch3x3dbl_1", "branch3x3dbl_2", "branch3x3dbl_3")
         branch_pool = keras.ops.max_pool(x, 3, strides=2, padding="valid")
-        return keras.ops.concatenate([self.conv("branch3x3", x), branch3x3dbl, branch_pool], axis=-1)
+        return keras.ops.concatenate([self.conv(x, "branch3x3"), branch3x3dbl, branch_pool], axis=-1)
 
 
 class FIDInceptionC(InceptionBlock):
@@ -176,14 +178,10 @@ class FIDInceptionC(InceptionBlock):
         self.add_conv("branch_pool", 192, 1)
 
     def call(self, x):
-        branch7x7 = x
-        for attribute in ("branch7x7_1", "branch7x7_2", "branch7x7_3"):
-            branch7x7 = self.conv(attribute, branch7x7)
-        branch7x7dbl = x
-        for index in range(1, 6):
-            branch7x7dbl = self.conv(f"branch7x7dbl_{index}", branch7x7dbl)
-        branch_pool = self.conv("branch_pool", _pool_3x3_stride_1(x, "avg"))
-        return keras.ops.concatenate([self.conv("branch1x1", x), branch7x7, branch7x7dbl, branch_pool], axis=-1)
+        branch7x7 = self.conv(x, "branch7x7_1", "branch7x7_2", "branch7x7_3")
+        branch7x7dbl = self.conv(x, *(f"branch7x7dbl_{index}" for index in range(1, 6)))
+        branch_pool = self.conv(_pool_3x3_stride_1(x, "avg"), "branch_pool")
+        return keras.ops.concatenate([self.conv(x, "branch1x1"), branch7x7, branch7x7dbl, branch_pool], axis=-1)
 
     def get_config(self):
         return {**super().get_config(), "channels_7x7": self.channels_7x7}
@@ -202,10 +200,8 @@ class InceptionD(InceptionBlock):
         self.add_conv("branch7x7x3_4", 192, 3, strides=2, padding="valid")
 
     def call(self, x):
-        branch3x3 = self.conv("branch3x3_2", self.conv("branch3x3_1", x))
-        branch7x7x3 = x
-        for index in range(1, 5):
-            branch7x7x3 = self.conv(f"branch7x7x3_{index}", branch7x7x3)
+        branch3x3 = self.conv(x, "branch3x3_1", "branch3x3_2")
+        branch7x7x3 = self.conv(x, *(f"branch7x7x3_{index}" for index in range(1, 5)))
         branch_pool = keras.ops.max_pool(x, 3, strides=2, padding="valid")
         return keras.ops.concatenate([branch3x3, branch7x7x3, branch_pool], axis=-1)
 
@@ -234,24 +230,17 @@ class FIDInceptionE(InceptionBlock):
         self.add_conv("branch_pool", 192, 1)
 
     def call(self, x):
-        branch3x3 = self.conv("branch3x3_1", x)
-        branch3x3 = keras.ops.concatenate([self.conv("branch3x3_2a", branch3x3),
-                                           self.conv("branch3x3_2b", branch3x3)], axis=-1)
-        branch3x3dbl = self.conv("branch3x3dbl_2", self.conv("branch3x3dbl_1", x))
-        branch3x3dbl = keras.ops.concatenate([self.conv("branch3x3dbl_3a", branch3x3dbl),
-                                              self.conv("branch3x3dbl_3b", branch3x3dbl)], axis=-1)
-        branch_pool = self.conv("branch_pool", _pool_3x3_stride_1(x, self.pool))
-        return keras.ops.concatenate([self.conv("branch1x1", x), branch3x3, branch3x3dbl, branch_pool], axis=-1)
+        branch3x3 = self.conv(x, "branch3x3_1")
+        branch3x3 = keras.ops.concatenate([self.conv(branch3x3, "branch3x3_2a"),
+                                           self.conv(branch3x3, "branch3x3_2b")], axis=-1)
+        branch3x3dbl = self.conv(x, "branch3x3dbl_1", "branch3x3dbl_2")
+        branch3x3dbl = keras.ops.concatenate([self.conv(branch3x3dbl, "branch3x3dbl_3a"),
+                                              self.conv(branch3x3dbl, "branch3x3dbl_3b")], axis=-1)
+        branch_pool = self.conv(_pool_3x3_stride_1(x, self.pool), "branch_pool")
+        return keras.ops.concatenate([self.conv(x, "branch1x1"), branch3x3, branch3x3dbl, branch_pool], axis=-1)
 
     def get_config(self):
         return {**super().get_config(), "pool": self.pool}
-
-
-class MaxPool3x3Stride2(keras.layers.Layer):
-    """The stem's ``nn.MaxPool2d(kernel_size=3, stride=2)`` (no padding, floor)."""
-
-    def call(self, inputs):
-        return keras.ops.max_pool(inputs, 3, strides=2, padding="valid")
 
 
 class FIDInceptionV3(keras.Model):
@@ -272,10 +261,10 @@ class FIDInceptionV3(keras.Model):
             BasicConv2d(32, 3, strides=2, name="Conv2d_1a_3x3"),
             BasicConv2d(32, 3, name="Conv2d_2a_3x3"),
             BasicConv2d(64, 3, padding="same", name="Conv2d_2b_3x3"),
-            MaxPool3x3Stride2(name="maxpool1"),
+            keras.layers.MaxPooling2D(3, strides=2, name="maxpool1"),  # nn.MaxPool2d(3, stride=2): no padding
             BasicConv2d(80, 1, name="Conv2d_3b_1x1"),
             BasicConv2d(192, 3, name="Conv2d_4a_3x3"),
-            MaxPool3x3Stride2(name="maxpool2"),
+            keras.layers.MaxPooling2D(3, strides=2, name="maxpool2"),
             FIDInceptionA(32, name="Mixed_5b"),
             FIDInceptionA(64, name="Mixed_5c"),
             FIDInceptionA(64, name="Mixed_5d"),
@@ -318,9 +307,6 @@ def torch_weight_map(network: FIDInceptionV3) -> dict:
     def conv_kernel(weight):  # torch (out, in, kh, kw) -> Keras (kh, kw, in, out)
         return np.transpose(weight, (2, 3, 1, 0))
 
-    def same(value):
-        return value
-
     mapping = {}
     for prefix, layer in basic_convs(network):
         kh, kw, channels_in, channels_out = layer.conv.kernel.shape
@@ -328,7 +314,7 @@ def torch_weight_map(network: FIDInceptionV3) -> dict:
         for torch_name, variable in (("weight", layer.bn.gamma), ("bias", layer.bn.beta),
                                      ("running_mean", layer.bn.moving_mean),
                                      ("running_var", layer.bn.moving_variance)):
-            mapping[f"{prefix}.bn.{torch_name}"] = (variable, tuple(variable.shape), same)
+            mapping[f"{prefix}.bn.{torch_name}"] = (variable, tuple(variable.shape), np.asarray)
     return mapping
 
 
@@ -456,7 +442,6 @@ class FIDInceptionFeatures:
     def from_file(cls, path):
         """Read ``pt_inception-2015-12-05-6726825d.pth`` (a zip or legacy torch file) without PyTorch."""
         from tfcoord import torch_pickle
-        from tfcoord.metrics.inception import file_sha256
 
         state = torch_pickle.load(path)
         return cls(state, fingerprint=cls.fingerprint_of_sha256(file_sha256(path)), source=str(path))

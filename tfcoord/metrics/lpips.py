@@ -89,7 +89,9 @@ def _state_dict(path: Path) -> dict:
     return {key.removeprefix("module."): value for key, value in state.items()}
 
 
-def _tensor(state: dict, key: str, path: Path) -> np.ndarray:
+def _tensor(state: dict, key: str, path: Path, source: str) -> np.ndarray:
+    if key not in state:
+        raise UserError(f"{path} has no tensor {key}: it is not {source}")
     value = state[key]
     if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
         raise UserError(f"{path}: {key} is not a floating-point tensor ({type(value).__name__})")
@@ -102,14 +104,11 @@ def read_torchvision_vgg16(path) -> tuple[list, list]:
     state = _state_dict(path)
     kernels, biases = [], []
     for index in TORCHVISION_CONVS:
-        for part in ("weight", "bias"):
-            if f"features.{index}.{part}" not in state:
-                raise UserError(f"{path} has no tensor features.{index}.{part}: it is not torchvision's VGG16")
-        weight = _tensor(state, f"features.{index}.weight", path)
+        weight = _tensor(state, f"features.{index}.weight", path, "torchvision's VGG16")
         if weight.ndim != 4:
             raise UserError(f"{path}: features.{index}.weight has shape {weight.shape}, expected (out, in, 3, 3)")
         kernels.append(weight.transpose(2, 3, 1, 0))  # torch (out, in, kh, kw) -> (kh, kw, in, out)
-        biases.append(_tensor(state, f"features.{index}.bias", path))
+        biases.append(_tensor(state, f"features.{index}.bias", path, "torchvision's VGG16"))
     return kernels, biases
 
 
@@ -152,9 +151,7 @@ def read_linear(path, channels) -> list:
     linear = []
     for layer, width in enumerate(channels):
         key = f"lin{layer}.model.1.weight"
-        if key not in state:
-            raise UserError(f"{path} has no tensor {key}: it is not LPIPS's v0.1 vgg.pth")
-        weight = _tensor(state, key, path)
+        weight = _tensor(state, key, path, "LPIPS's v0.1 vgg.pth")
         if weight.shape != (1, width, 1, 1):
             raise UserError(f"{path}: {key} has shape {weight.shape}, expected (1, {width}, 1, 1) for this VGG16")
         if not np.all(np.isfinite(weight)) or weight.min() < 0:

@@ -21,11 +21,11 @@ import hashlib
 import io
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 
+from tfcoord.errors import warn
 from tfcoord.fileio import atomic_write_bytes, atomic_write_text
 from tfcoord.metrics.fid import FeatureSet
 
@@ -81,10 +81,6 @@ def cache_key(description: dict) -> str:
     return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr, flush=True)
-
-
 def load(description: dict, need_features: bool, root: Path | None = None) -> FeatureSet | None:
     """The cached statistics of ``description``, or None (missing, damaged, or without needed features)."""
     root = root or cache_root()
@@ -103,7 +99,7 @@ def load(description: dict, need_features: bool, root: Path | None = None) -> Fe
             return FeatureSet(mean=data["mean"], cov=data["cov"], count=int(data["count"]),
                               features=data["features"] if "features" in data else None)
     except (OSError, ValueError, KeyError, TypeError) as err:
-        _warn(f"ignoring the damaged statistics cache entry {npz_path} ({err}); recomputing")
+        warn(f"ignoring the damaged statistics cache entry {npz_path} ({err}); recomputing")
         return None
 
 
@@ -124,7 +120,7 @@ def save(description: dict, stats: FeatureSet, root: Path | None = None) -> Path
             {**description, "actual_count": stats.count, "npz_sha256": hashlib.sha256(payload).hexdigest()},
             indent=1))
     except OSError as err:
-        _warn(f"could not write the statistics cache in {root} ({err}); the next run recomputes them")
+        warn(f"could not write the statistics cache in {root} ({err}); the next run recomputes them")
         return None
     return root / f"{key}.npz"
 

@@ -155,12 +155,7 @@ class Patches(FullImages):
         return centre_crop(images, *self.size)
 
     def generate(self, seed, num):
-        if self.sample_patches is not None:
-            patches = np.asarray(self.sample_patches(seed, num))
-            if tuple(patches.shape[1:3]) != self.size:
-                patches = centre_crop(patches, *self.size)
-            return patches
-        return centre_crop(self.model.sample_images(seed, num), *self.size)
+        return centre_crop((self.sample_patches or self.model.sample_images)(seed, num), *self.size)
 
 
 class ScaleInvariant(FullImages):
@@ -169,13 +164,12 @@ class ScaleInvariant(FullImages):
     kind = "scaleinv"
 
     def __init__(self, model, options):
-        self.model = model
+        super().__init__(model, options)
         self.scale = float(options.get("scale") or 2)
         self.fov = _field_of_view(model, options)
         if not isinstance(model, SamplesAnySize):
             raise UserError(f"scaleinv-fid generates images larger than the training size, which the {model.name} "
                             "model does not offer (it has no sample_images_at(seed, num, size)); use fid or patch-fid")
-        self.real_size = tuple(int(s) for s in model.image_size())
         self.generated_size, _, _ = scaleinv_sizes(self.real_size, self.scale, self.fov)
 
     def describe(self) -> dict:

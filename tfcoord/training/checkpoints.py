@@ -32,13 +32,12 @@ import json
 import os
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
-from tfcoord.errors import UserError
+from tfcoord.errors import UserError, warn
 from tfcoord.fileio import atomic_write_text, describe_write_error, file_sha256, fsync_directory
 
 STATE_FILE = "checkpoint"
@@ -116,8 +115,7 @@ def verify_files(prefix) -> bool:
             raise CorruptCheckpoint("its index file is missing")
         return False
     try:
-        manifest = json.loads(manifest_path.read_text())
-        expected = manifest["files"]
+        expected = json.loads(manifest_path.read_text())["files"]
     except (ValueError, KeyError, TypeError, OSError) as err:
         raise CorruptCheckpoint(f"its manifest is unreadable ({err})") from None
     for name, entry in expected.items():
@@ -138,10 +136,6 @@ def _delete_files(prefix) -> None:
     shutil.rmtree(f"{prefix}_temp", ignore_errors=True)  # TensorFlow's staging folder of a failed write
 
 
-def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr, flush=True)
-
-
 # -- the list of checkpoints ----------------------------------------------------------
 def listed_checkpoints(directory) -> list[str]:
     """Prefixes of the complete checkpoints in ``directory``, oldest first.
@@ -155,7 +149,7 @@ def listed_checkpoints(directory) -> list[str]:
     try:
         state = tf.train.get_checkpoint_state(str(directory))
     except Exception as err:  # a damaged text proto raises parse errors of several types
-        _warn(f"{directory / STATE_FILE} is unreadable ({str(err).splitlines()[0][:200]}); "
+        warn(f"{directory / STATE_FILE} is unreadable ({str(err).splitlines()[0][:200]}); "
               "rebuilding the checkpoint list from the manifests on disk")
         state = None
     if state is not None:
@@ -166,16 +160,14 @@ def listed_checkpoints(directory) -> list[str]:
     found = sorted((str(p)[:-len(MANIFEST_SUFFIX)] for p in directory.glob(f"ckpt-*{MANIFEST_SUFFIX}")
                     if _PREFIX.match(p.name[:-len(MANIFEST_SUFFIX)])), key=checkpoint_step)
     if found and not (directory / STATE_FILE).exists():
-        _warn(f"{directory} has no '{STATE_FILE}' list; using the {len(found)} checkpoint(s) with manifests")
+        warn(f"{directory} has no '{STATE_FILE}' list; using the {len(found)} checkpoint(s) with manifests")
     return found
 
 
 def write_list(directory, prefixes: list[str]) -> None:
     """Atomically write the ``checkpoint`` list (TensorFlow's text format, relative names)."""
-    lines = []
-    if prefixes:
-        lines.append(f'model_checkpoint_path: "{Path(prefixes[-1]).name}"')
-        lines += [f'all_model_checkpoint_paths: "{Path(p).name}"' for p in prefixes]
+    lines = [f'model_checkpoint_path: "{Path(prefixes[-1]).name}"'] if prefixes else []
+    lines += [f'all_model_checkpoint_paths: "{Path(p).name}"' for p in prefixes]
     atomic_write_text(Path(directory) / STATE_FILE, "\n".join(lines) + "\n")
 
 
@@ -211,7 +203,7 @@ def _restore_first_good(prefixes, restore, *, on_corrupt, mismatch_message):
             on_corrupt(prefix, problems[-1][1])
             continue
         if problems:
-            _warn(f"restored {Path(prefix).name} instead (step {checkpoint_step(prefix)}); "
+            warn(f"restored {Path(prefix).name} instead (step {checkpoint_step(prefix)}); "
                   f"{len(problems)} newer checkpoint(s) were damaged")
         return prefix
     details = "; ".join(f"{Path(p).name}: {reason}" for p, reason in problems)
@@ -219,13 +211,17 @@ def _restore_first_good(prefixes, restore, *, on_corrupt, mismatch_message):
                     "restore the folder from a backup or start a new run")
 
 
+def _networks_do_not_fit(prefix, err) -> str:
+    return (f"checkpoint {prefix} does not fit these networks ({str(err).splitlines()[0][:300]}); "
+            + SAME_NETWORKS_HINT)
+
+
 def restore_networks(items: dict, path: str) -> None:
     """Restore the variables of ``items`` (networks only, no optimizers) from checkpoint ``path``."""
     try:
         tf.train.Checkpoint(**variable_map(items)).restore(path).expect_partial().assert_existing_objects_matched()
     except _MISMATCH_ERRORS + (tf.errors.OpError,) as err:
-        raise UserError(f"checkpoint {path} does not fit these networks ({str(err).splitlines()[0][:300]}); "
-                        + SAME_NETWORKS_HINT) from None
+        raise UserError(_networks_do_not_fit(path, err)) from None
 
 
 def restore_networks_from_run(items: dict, run_dir) -> str:
@@ -242,13 +238,9 @@ def restore_networks_from_run(items: dict, run_dir) -> str:
     def restore(prefix):
         tf.train.Checkpoint(**variables).restore(prefix).expect_partial().assert_existing_objects_matched()
 
-    def skip(prefix, reason):
-        _warn(f"checkpoint {prefix} is damaged ({reason}); trying the previous one")
-
     return _restore_first_good(
-        prefixes, restore, on_corrupt=skip,
-        mismatch_message=lambda p, err: (f"checkpoint {p} does not fit these networks "
-                                         f"({str(err).splitlines()[0][:300]}); " + SAME_NETWORKS_HINT))
+        prefixes, restore, mismatch_message=_networks_do_not_fit,
+        on_corrupt=lambda p, reason: warn(f"checkpoint {p} is damaged ({reason}); trying the previous one"))
 
 
 class CheckpointKeeper:
@@ -295,7 +287,7 @@ class CheckpointKeeper:
                 try:
                     _delete_files(old)
                 except OSError as err:  # an old checkpoint we cannot delete costs space, not the run
-                    _warn(f"could not delete the old checkpoint {old} ({err})")
+                    warn(f"could not delete the old checkpoint {old} ({err})")
         self.prefixes = kept
         return prefix
 
@@ -328,23 +320,21 @@ class CheckpointKeeper:
         # Bundle names are "<escaped key>/.ATTRIBUTES/VARIABLE_VALUE"; TensorFlow escapes "." in keys as "..".
         saved = {name.split("/")[0].replace("..", "."): name for name in reader.get_variable_to_shape_map()}
         variables = {key: v for key, v in self.variables.items() if LOSS_SCALE_KEY not in key.split(".") or key in saved}
-        if len(variables) == len(self.variables) and not any(
-                LOSS_SCALE_KEY in key.split(".") and key not in variables for key in saved):
+        unused = [key for key in saved if LOSS_SCALE_KEY in key.split(".") and key not in self.variables]
+        if len(variables) == len(self.variables) and not unused:
             return self.checkpoint
-        dtypes = reader.get_variable_to_dtype_map()
-        for key, name in saved.items():
-            if LOSS_SCALE_KEY in key.split(".") and key not in variables:
-                variables[key] = tf.Variable(tf.zeros(reader.get_variable_to_shape_map()[name], dtypes[name]),
-                                             trainable=False)
+        shapes, dtypes = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
+        variables.update({key: tf.Variable(tf.zeros(shapes[saved[key]], dtypes[saved[key]]), trainable=False)
+                          for key in unused})
         checkpoint = tf.train.Checkpoint(step=self.step, **variables)
         _ = checkpoint.save_counter  # as in __init__
         return checkpoint
 
     def _quarantine(self, prefix, reason: str) -> None:
         """Move a damaged checkpoint to ``corrupt/`` and drop it from the list."""
+        self.prefixes = [p for p in self.prefixes if p != prefix]
         if not self.move_damaged:
-            self.prefixes = [p for p in self.prefixes if p != prefix]
-            _warn(f"checkpoint {prefix} is damaged ({reason}); trying the previous one")
+            warn(f"checkpoint {prefix} is damaged ({reason}); trying the previous one")
             return
         target = self.directory / QUARANTINE_FOLDER
         moved = []
@@ -355,8 +345,7 @@ class CheckpointKeeper:
                     os.replace(path, target / path.name)
                     moved.append(path.name)
         except OSError as err:
-            _warn(f"could not move the damaged checkpoint {prefix} to {target} ({err})")
-        self.prefixes = [p for p in self.prefixes if p != prefix]
+            warn(f"could not move the damaged checkpoint {prefix} to {target} ({err})")
         write_list(self.directory, self.prefixes)
-        _warn(f"checkpoint {prefix} is damaged ({reason}); moved it to {target} and trying the previous one")
+        warn(f"checkpoint {prefix} is damaged ({reason}); moved it to {target} and trying the previous one")
 

@@ -22,13 +22,13 @@ Run directory::
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import math
 import re
 import shutil
 import signal
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -36,9 +36,10 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 import yaml
+from tqdm import tqdm
 
 from tfcoord.data import make_dataset, parse_source
-from tfcoord.errors import UserError
+from tfcoord.errors import UserError, warn
 from tfcoord.fileio import atomic_write_text, describe_write_error
 from tfcoord.models.base import CoordinateGan
 from tfcoord.images import save_png
@@ -245,33 +246,23 @@ class Trainer:
     def _step_function(self):
         model, strategy, batch_size = self.model, self.strategy, self.global_batch
 
+        @functools.cache
         def compile_step(variant):
             # A model with step variants (e.g. lazy R1 every 16 steps) gets one traced function per
             # variant, chosen in Python: an optimizer update cannot sit in a traced tf.cond under
             # MirroredStrategy (merge_call inside control flow is unsupported).
             variant_kwargs = {} if variant is None else {"variant": variant}
 
-            def replica_step(batch):
-                return model.train_step(batch, batch_size, **variant_kwargs)
-
             @tf.function
             def train_step(batch):  # never jit_compile on the distributed path (P15)
-                losses = strategy.run(replica_step, args=(batch,))
+                losses = strategy.run(model.train_step, args=(batch, batch_size), kwargs=variant_kwargs)
                 losses = {name: strategy.reduce("SUM", value, axis=None) for name, value in losses.items()}
                 model.after_step()
                 return losses
 
             return train_step
 
-        compiled = {}
-
-        def distributed_step(batch, step):
-            variant = model.step_variant(step)
-            if variant not in compiled:
-                compiled[variant] = compile_step(variant)
-            return compiled[variant](batch)
-
-        return distributed_step
+        return lambda batch, step: compile_step(model.step_variant(step))(batch)
 
     # -- the loop ------------------------------------------------------------------------
     def fit(self) -> int:
@@ -321,7 +312,8 @@ class Trainer:
         with self._writing("log.jsonl"):
             log_file = open(self.write_dir / "log.jsonl", "a")
         previous_handlers = self._install_signal_handlers()
-        progress = self._progress_bar(start, total)
+        progress = tqdm(total=total, initial=start, desc=f"train {self.model.name}", unit="step",
+                        dynamic_ncols=True, disable=not cfg.log.progress_bar)
         try:
             timer_start, timer_steps = time.perf_counter(), 0
             step = start
@@ -392,9 +384,8 @@ class Trainer:
             self.keeper.restore_latest()
             restored = int(self.step.numpy())
             rates = self._scale_learning_rates(cfg.nonfinite_lr_factor)
-            print(f"warning: {what}; restored the checkpoint of step {restored} and multiplied the learning rates "
-                  f"by {cfg.nonfinite_lr_factor} (now {rates}); restore {self._restores} of {cfg.max_restores}",
-                  file=sys.stderr, flush=True)
+            warn(f"{what}; restored the checkpoint of step {restored} and multiplied the learning rates "
+                 f"by {cfg.nonfinite_lr_factor} (now {rates}); restore {self._restores} of {cfg.max_restores}")
             with self._writing("log.jsonl"):
                 log_file.write(json.dumps({"step": step, "event": "nonfinite_restore", "loss": name,
                                            "restored_step": restored, "learning_rates": rates}) + "\n")
@@ -417,7 +408,7 @@ class Trainer:
                     continue
                 item = inner_optimizer(item)  # the rate of a loss-scaled (mixed_float16) optimizer is its inner one's
                 if isinstance(item._learning_rate, keras.optimizers.schedules.LearningRateSchedule):
-                    print(f"warning: {name} follows a learning-rate schedule; left unchanged", file=sys.stderr)
+                    warn(f"{name} follows a learning-rate schedule; left unchanged")
                     continue
                 item.learning_rate = float(item.learning_rate.numpy()) * factor
                 rates[name] = float(item.learning_rate.numpy())
@@ -446,12 +437,6 @@ class Trainer:
     def _postfix(self, losses, rate):
         shown = {k: f"{v:.3g}" for k, v in list(losses.items())[:4]}
         return {"step/s": f"{rate:.2f}", "img/s": f"{rate * self.global_batch:.1f}", **shown}
-
-    def _progress_bar(self, start, total):
-        from tqdm import tqdm
-
-        return tqdm(total=total, initial=start, desc=f"train {self.model.name}", unit="step", dynamic_ncols=True,
-                    disable=not self.config.log.progress_bar)
 
     def _log_scalars(self, writer, log_file, step, losses, rate):
         images_per_second = rate * self.global_batch

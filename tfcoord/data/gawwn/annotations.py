@@ -48,14 +48,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from tfcoord.data.gawwn.captions import DOC_LENGTH, tokenize_all
 from tfcoord.data.gawwn.parts import flip_order
-from tfcoord.errors import UserError
+from tfcoord.errors import UserError, warn
 
 FORMAT = "tfcoord-gawwn-annotations"
 VERSION = 1
@@ -234,14 +233,10 @@ def read_annotations(path, *, report=None, max_reported: int = MAX_REPORTED) -> 
 
 
 def _report(problems, report, max_reported):
-    if report is not None:
-        for problem in problems:
-            report(problem)
-        return
-    for problem in problems[:max_reported]:
-        print(f"warning: {problem}", file=sys.stderr)
-    if len(problems) > max_reported:
-        print(f"warning: ... and {len(problems) - max_reported} more problem(s)", file=sys.stderr)
+    for problem in problems if report is not None else problems[:max_reported]:
+        (report or warn)(problem)
+    if report is None and len(problems) > max_reported:
+        warn(f"... and {len(problems) - max_reported} more problem(s)")
 
 
 def write_annotations(path, header: dict, records: list[dict]) -> Path:

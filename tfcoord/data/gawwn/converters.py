@@ -160,9 +160,8 @@ def convert_cub(root, out, *, captions=None, embeddings=None, split: str = "all"
         raise UserError(f"--root {root} is not a folder; pass the CUB_200_2011 folder of the official archive")
     if captions is None and embeddings is None:
         raise UserError("GAWWN needs text: pass --captions TEXT_C10_FOLDER and/or --embeddings FOLDER")
-    images = {}
-    for number, (image_id, path) in _rows(root / "images.txt", 2, report, numeric_from=2):
-        images[int(image_id)] = (path.strip(), f"{root / 'images.txt'}:{number}")
+    images = {int(image_id): (path.strip(), f"{root / 'images.txt'}:{number}")
+              for number, (image_id, path) in _rows(root / "images.txt", 2, report, numeric_from=2)}
     classes = {int(cid): name.strip() for _, (cid, name) in _rows(root / "classes.txt", 2, report, numeric_from=2)}
     labels = {int(i): int(c) for _, (i, c) in _rows(root / "image_class_labels.txt", 2, report, required=False)}
     boxes, box_lines = {}, {}
@@ -175,9 +174,8 @@ def convert_cub(root, out, *, captions=None, embeddings=None, split: str = "all"
             report(f"{part_file}:{number}", f"part id {int(part_id)} is not one of 1..{len(CUB_PARTS)}", "row skipped")
             continue
         parts.setdefault(int(image_id), {})[int(part_id)] = (x, y, visible > 0)
-    splits = {}
-    if split != "all":
-        splits = {int(i): int(t) for _, (i, t) in _rows(root / "train_test_split.txt", 2, report, required=False)}
+    splits = ({int(i): int(t) for _, (i, t) in _rows(root / "train_test_split.txt", 2, report, required=False)}
+              if split != "all" else {})
     if split != "all" and not splits:
         raise UserError(f"--split {split} needs {root / 'train_test_split.txt'}")
     class_index = {name: i for i, (_, name) in enumerate(sorted(classes.items()))}
