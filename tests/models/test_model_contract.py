@@ -191,7 +191,7 @@ def test_capabilities_agree_with_the_wrapper(case, run):
 
 
 def test_the_serving_description_is_json_a_client_parses(case, run):
-    from export.saved_model import DESCRIPTION_FORMAT
+    from tfcoord.serving import FORMAT as DESCRIPTION_FORMAT
     from export.tiling import check_description
 
     description = run.model.serving_description()
@@ -216,7 +216,7 @@ def test_tiles_equal_the_full_frame(case, run):
     """The client's tile plan over the serving functions draws the canvas the library draws in one
     tile (the canvas engine: ``generate --width W --height H``) for the same seed."""
     from export.client import render
-    from export.saved_model import DESCRIPTION_FORMAT
+    from tfcoord.serving import FORMAT as DESCRIPTION_FORMAT
     from export.tiling import TilePlan
     from tfcoord.generation.tiles import plan_bands
 
