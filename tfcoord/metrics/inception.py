@@ -45,6 +45,7 @@ import numpy as np
 
 from tfcoord.errors import UserError
 from tfcoord.fileio import file_sha256
+from tfcoord.images import to_float
 
 KERAS_WEIGHTS_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
 FEATURE_EXTRACTOR_ENV = "TFCOORD_FEATURE_EXTRACTOR"
@@ -102,7 +103,7 @@ def is_pytorch_fid_weights(path) -> bool:
 def quantize(images) -> np.ndarray:
     """[-1, 1] floats rounded to the 256 levels of an 8-bit image, back in [-1, 1] (float32)."""
     levels = np.rint((np.clip(np.asarray(images, np.float32), -1.0, 1.0) + 1.0) * 127.5)
-    return (levels / 127.5 - 1.0).astype(np.float32)
+    return to_float(levels)
 
 
 class InceptionV3Features:

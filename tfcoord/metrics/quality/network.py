@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tfcoord.images import to_float
 from tfcoord.metrics.quality.domains import Domain, get_domain
 from tfcoord.metrics.stats_cache import cache_root
 
@@ -90,7 +91,7 @@ def _to_input(images) -> np.ndarray:
     images = np.asarray(images)
     if images.dtype != np.uint8:
         raise TypeError(f"the quality evaluator reads uint8 images (tfcoord.images.to_uint8), got {images.dtype}")
-    return images.astype(np.float32) / 127.5 - 1.0
+    return to_float(images)
 
 
 class FeatureNetwork:

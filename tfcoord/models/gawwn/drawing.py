@@ -28,11 +28,11 @@ def draw_condition(pixels, condition, conditioning):
 
 def annotate(image, condition, conditioning) -> np.ndarray:
     """The image as float [-1, 1] with its box outline or part dots drawn in."""
-    from tfcoord.images import to_uint8
+    from tfcoord.images import to_float, to_uint8
 
     pixels = to_uint8(image).copy()
     draw_condition(pixels, condition, conditioning)
-    return pixels.astype(np.float32) / 127.5 - 1.0
+    return to_float(pixels)
 
 
 def moved_conditions(condition, conditioning, count):
