@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from tfcoord.errors import UserError
+from tfcoord.errors import UserError, warn
 from tfcoord.metrics import Metric, stats_cache
 from tfcoord.metrics.fid import FeatureSet, RunningStatistics
 from tfcoord.metrics.inception import feature_network
@@ -116,8 +116,8 @@ class Evaluation:
             cached = featurize(batches, self.extractor, self.num_real, self.metric.needs_features,
                                f"real {self.real}", self.progress)
             if cached.count < self.num_real:
-                print(f"warning: {self.real} holds only {cached.count} images (asked for {self.num_real}); "
-                      "using all of them", file=sys.stderr, flush=True)
+                warn(f"{self.real} holds only {cached.count} images (asked for {self.num_real}); "
+                     "using all of them")
             if self.use_cache:
                 stats_cache.save(description, cached)
         self._real_stats = cached
