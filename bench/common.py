@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -40,7 +41,10 @@ def run_workload(module: str, spec: dict, timeout: float = 900) -> dict:
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(RESULT_MARK):
             return {**spec, **json.loads(line[len(RESULT_MARK):])}
-    raise RuntimeError(f"workload {spec} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+    # The last line is what summaries print: a child killed by a signal says so (its stderr ends in log lines).
+    killed = (f"\nkilled by signal {-proc.returncode} ({signal.Signals(-proc.returncode).name}"
+              f"{': out of memory?' if proc.returncode == -signal.SIGKILL else ''})" if proc.returncode < 0 else "")
+    raise RuntimeError(f"workload {spec} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}{killed}")
 
 
 def run_plan(module: str, plan, describe, machine: dict, timeout: float = 900, failures: list | None = None,

@@ -44,3 +44,20 @@ def test_a_failed_workload_raises_unless_failures_are_collected():
 def test_markdown_table_formats_and_leaves_missing_values_blank():
     table = markdown_table([{"a": "x", "b": 1.234}, {"a": "yy"}], [("name", "a", "s"), ("value", "b", ".1f")])
     assert table.splitlines() == ["| name | value |", "|------|-------|", "| x    | 1.2   |", "| yy   |       |"]
+
+
+def test_a_child_killed_by_a_signal_says_so_on_its_last_line(monkeypatch):
+    # A workload the kernel kills for memory (CIPS ffhq1024's export did) ends its stderr in TensorFlow's start-up
+    # lines; the summaries print the error's last line, so that line must name the signal.
+    import subprocess
+
+    from bench import common
+
+    def killed(*args, **kwargs):
+        return subprocess.CompletedProcess(args, -9, stdout="", stderr="I0000 port.cc:153] oneDNN custom operations\n")
+
+    monkeypatch.setattr(common.subprocess, "run", killed)
+    with pytest.raises(RuntimeError) as error:
+        common.run_workload("bench.export", {"kind": "latency"})
+    assert str(error.value).splitlines()[-1] == "killed by signal 9 (SIGKILL: out of memory?)"
+    assert "oneDNN" in str(error.value)  # the child's own lines are kept above it
