@@ -49,6 +49,10 @@ BYTES_PER_WEIGHT = {"none": 4, "float16": 2, "dynamic-int8": 1, "int8": 1}
 METADATA_NAME = "tfcoord_description"
 REPRESENTATIVE_ROWS = 64  # calibration rows for int8 (TFLite's guidance: a few hundred at most)
 SIGNATURE = "generate_patch"
+# A .tflite is one FlatBuffer, addressable up to 2 GiB; the converter holds the float32 weights (several copies)
+# whatever the quantisation: CIPS ffhq1024 (a 2 GiB embedding table) was killed for memory at 22 GB converting
+# to float16, after its SavedModel had exported fine.
+FLATBUFFER_LIMIT = 2 ** 31
 FORBIDDEN_OPS = ("VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE")
 # Where the float geometry of a spec's int8_float_inputs stops: the convolutions that read it as an activation
 # (GAWWN keypoint G's maps).
@@ -253,6 +257,15 @@ def check_blob(info: dict, size: int, weights: int, quantize: str) -> None:
         raise RuntimeError(f"the TFLite model has {size} bytes for {weights} weights: weights are missing (P3)")
 
 
+def check_convertible(description: dict, model_type: str) -> None:
+    """Refuse, before converting, a generator whose float32 weights alone fill a FlatBuffer."""
+    stored = description["parameters"]["stored"]
+    if 4 * stored >= FLATBUFFER_LIMIT:
+        raise UserError(f"the {model_type} generator stores {stored:,} weights ({4 * stored / 2 ** 30:.2f} GiB in "
+                        f"float32), more than a .tflite file can hold (2 GiB; the converter works on the float32 "
+                        f"weights whatever --quantize); serve it with the SavedModel: python -m export.saved_model")
+
+
 def export_tflite(run_dir, out, patch: int, quantize: str = "none", batch: int = 1,
                   report: bool = False) -> tuple[Path, dict]:
     """Convert the newest checkpoint of ``run_dir`` to ``out``; returns (path, sidecar description).
@@ -270,6 +283,7 @@ def export_tflite(run_dir, out, patch: int, quantize: str = "none", batch: int =
         description = save_serving_module(model, Path(scratch) / "saved_model", run_description(model, run_dir, checkpoint),
                                           patch_size=patch, batch_size=batch or None, names=(SIGNATURE,))
         weights = description["parameters"]["trainable"]
+        check_convertible(description, model.config.model_type)
         float_inputs = model_spec(model.config.model_type).int8_float_inputs
         representative = representative_inputs(model, description, batch or 1) if quantize == "int8" else None
         try:

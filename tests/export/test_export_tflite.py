@@ -107,3 +107,19 @@ def test_tflite_export_validates_its_arguments(exported, tmp_path):
     ]:
         with pytest.raises(UserError, match=message):
             parse_args([str(a) for a in argv])
+
+
+def test_a_generator_too_large_for_a_flatbuffer_is_refused_before_converting(exported, tmp_path, monkeypatch):
+    # CIPS ffhq1024 stores 2.04 GiB of float32 weights; converting it was killed for memory (22 GB). A run that
+    # large cannot be built here, so the limit is lowered below this run's size: it must be refused in one line
+    # that names the SavedModel, before the converter starts and without writing a file.
+    from export import tflite
+
+    tflite.check_convertible({"parameters": {"stored": 2 ** 29 - 1}}, "cips")  # just under 2 GiB: converts
+    with pytest.raises(UserError, match=r"stores 536,870,912 weights \(2.00 GiB in float32\).*export.saved_model"):
+        tflite.check_convertible({"parameters": {"stored": 2 ** 29}}, "cips")
+    monkeypatch.setattr(tflite, "FLATBUFFER_LIMIT", 4)
+    monkeypatch.setattr(tflite, "convert", lambda *a, **k: pytest.fail("the converter ran"))
+    with pytest.raises(UserError, match="more than a .tflite file can hold"):
+        tflite.export_tflite(exported.run_dir, tmp_path / "big.tflite", patch_size(exported.description))
+    assert not (tmp_path / "big.tflite").exists()
