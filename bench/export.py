@@ -101,6 +101,7 @@ def folder_bytes(path) -> int:
 
 
 def latency_workload(model_type, preset, overrides, runs, run=None, same_generator=()):
+    # same_generator only labels the result: run_workload merges the spec into what this reports.
     baseline = start_child(*MODULES)
     import numpy as np
     import tensorflow as tf
@@ -158,8 +159,7 @@ def latency_workload(model_type, preset, overrides, runs, run=None, same_generat
         row["speedup_vs_savedmodel"] = saved / row["ms_per_patch"]
         # The same ratio round by round (both paths timed within one round): its spread shows the noise.
         row["round_speedups"] = [s / t for s, t in zip(saved_rounds, row["round_ms"])]
-    return {"rows": rows, "patch": patch, "parameters": description["parameters"], **memory(baseline),
-            **({"same_generator": list(same_generator)} if same_generator else {})}
+    return {"rows": rows, "patch": patch, "parameters": description["parameters"], **memory(baseline)}
 
 
 def client_workload(model_type, preset, overrides, width, height, batch, in_flight):

@@ -260,8 +260,9 @@ def check_blob(info: dict, size: int, weights: int, quantize: str) -> None:
 def check_convertible(description: dict, model_type: str) -> None:
     """Refuse, before converting, a generator whose float32 weights alone fill a FlatBuffer."""
     stored = description["parameters"]["stored"]
-    if 4 * stored >= FLATBUFFER_LIMIT:
-        raise UserError(f"the {model_type} generator stores {stored:,} weights ({4 * stored / 2 ** 30:.2f} GiB in "
+    float32_bytes = BYTES_PER_WEIGHT["none"] * stored
+    if float32_bytes >= FLATBUFFER_LIMIT:
+        raise UserError(f"the {model_type} generator stores {stored:,} weights ({float32_bytes / 2 ** 30:.2f} GiB in "
                         f"float32), more than a .tflite file can hold (2 GiB; the converter works on the float32 "
                         f"weights whatever --quantize); serve it with the SavedModel: python -m export.saved_model")
 
