@@ -4,6 +4,7 @@
     python -m bench.quality --model cips gawwn       # some of them; also gawwn-keypoints (the keypoint preset)
     python -m bench.quality --quick                  # smoke run: a few steps, few samples, quick feature networks
     python -m bench.quality --write-docs             # also docs/images/quality_*.png and their captions
+    python -m bench.quality --model cocogan --steps 4000   # past the budget: where would the targets be met?
 
 For every model it runs the README's command, ``python -m tfcoord.train --model M`` with
 nothing else but ``--out`` (``--quick`` adds ``--set`` for a few steps), timing it, and then
@@ -26,6 +27,9 @@ that neither the models nor the feature network saw:
   not asked for: chance), ``colour match`` (named part colours drawn), and for the keypoint
   preset ``keypoint error`` (distance from each given keypoint to its part, fraction of the
   side) and ``keypoints found``.
+
+``--steps N`` trains N steps instead of the preset's and scores a checkpoint every tenth of them: the
+curve beyond the default run's budget (``bench/results/quality_stepsN.json``).
 
 Prints one table and writes JSON (default ``bench/results/quality.json``). The training runs
 live in a temporary folder (``--keep-runs DIR`` keeps them). Evaluation of a model runs in its
@@ -98,13 +102,19 @@ ENTRIES = {
 DEFAULT_ENTRIES = ("cocogan", "cips", "infinitygan", "gawwn")
 
 
-def train_command(entry: Entry, run, quick: bool) -> list[str]:
+def train_command(entry: Entry, run, quick: bool, steps: int | None = None) -> list[str]:
+    """The README's command; ``steps``: that many steps instead of the preset's, every checkpoint kept (``--steps``)."""
     command = ["python", "-m", "tfcoord.train", "--model", entry.model]
     command += ["--preset", entry.preset] if entry.preset else []
     command += ["--out", str(run)]
     if quick:
         command += ["--set", f"train.steps={QUICK_STEPS}", "--set", f"train.checkpoint_every={QUICK_STEPS // 2}",
                     "--set", f"log.samples_every={QUICK_STEPS}"]
+    elif steps:
+        # A checkpoint at least every 10 % of the run, so its curve has its points whatever the preset keeps.
+        every = max(1, steps // 10)
+        command += ["--set", f"train.steps={steps}", "--set", f"train.checkpoint_every={every}",
+                    "--set", f"train.keep_checkpoints={steps // every + 1}"]
     return command
 
 
@@ -448,9 +458,9 @@ METRIC_COLUMNS = [("precision", "precision", ".3f"), ("recall", "recall", ".3f")
                   ("keypoint error", "keypoint_error", ".3f"), ("keypoints found", "keypoints_found", ".3f")]
 
 
-def train(entry: Entry, run: Path, quick: bool, timeout: float) -> dict:
+def train(entry: Entry, run: Path, quick: bool, timeout: float, steps: int | None = None) -> dict:
     """Run the training command; its wall time and steps/s (the loop's own timer, first step's tracing included)."""
-    command = train_command(entry, run, quick)
+    command = train_command(entry, run, quick, steps)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
     env.pop("TFCOORD_LOGICAL_CPUS", None)
     log = run.parent / f"{run.name}.train.log"
@@ -475,6 +485,9 @@ def main(argv=None):
                         help=f"smoke run: {QUICK_STEPS} training steps, 32 samples, the quick feature networks")
     parser.add_argument("--samples", type=int, help=f"real and generated images per checkpoint (default {SAMPLES})")
     parser.add_argument("--write-docs", action="store_true", help="write docs/images/quality_*.png and their captions")
+    parser.add_argument("--steps", type=int,
+                        help="train this many steps instead of the preset's and score a checkpoint every 10 %% of "
+                             "them: how far past the default run a target lies (not with --quick or --write-docs)")
     parser.add_argument("--keep-runs", help="train into this folder and keep the runs (default: a temporary one)")
     parser.add_argument("--out", help="JSON output (default bench/results/quality.json, --quick: quality_quick.json)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -483,8 +496,14 @@ def main(argv=None):
         spec = json.loads(args.worker)
         report({"evaluate": evaluate_workload}[spec.pop("workload")](**spec))
         return 0
+    if args.steps is not None and args.steps < 1:
+        parser.error(f"--steps must be at least 1, got {args.steps}")
+    if args.steps and (args.quick or args.write_docs):
+        parser.error("--steps trains longer than the README's command: the docs pictures and the --quick smoke run "
+                     "show the command itself; drop --steps, or --quick and --write-docs")
     samples = args.samples or (32 if args.quick else SAMPLES)
-    out = args.out or str(REPO / "bench" / "results" / ("quality_quick.json" if args.quick else "quality.json"))
+    default_out = "quality_quick.json" if args.quick else f"quality_steps{args.steps}.json" if args.steps else "quality.json"
+    out = args.out or str(REPO / "bench" / "results" / default_out)
     machine = machine_info()
     folder = Path(args.keep_runs or tempfile.mkdtemp(prefix="bench-quality-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -495,9 +514,9 @@ def main(argv=None):
             run = folder / name
             if run.exists():
                 shutil.rmtree(run)
-            print(f"[{name}] {shown(train_command(entry, run, args.quick))}", file=sys.stderr, flush=True)
+            print(f"[{name}] {shown(train_command(entry, run, args.quick, args.steps))}", file=sys.stderr, flush=True)
             try:
-                training = train(entry, run, args.quick, timeout=3 * 3600)
+                training = train(entry, run, args.quick, timeout=3 * 3600, steps=args.steps)
             except (RuntimeError, subprocess.TimeoutExpired) as error:  # the other models still run
                 print(f"  failed: {str(error)[-2000:]}", file=sys.stderr, flush=True)
                 failed.append({"name": name, "error": str(error)[-2000:]})
@@ -538,7 +557,8 @@ def main(argv=None):
                                      *[c for c in METRIC_COLUMNS if any(c[1] in d for d in demos)]]))
     for failure in failed:
         print(f"FAILED {failure['name']}: {failure['error'].strip().splitlines()[-1]}")
-    path = write_json(out, {"machine": machine, "quick": args.quick, "samples": samples, "models": results,
+    path = write_json(out, {"machine": machine, "quick": args.quick, "steps": args.steps, "samples": samples,
+                            "models": results,
                             "feature_networks": networks, "failed": failed})
     print(f"wrote {path}")
     if args.write_docs and results:

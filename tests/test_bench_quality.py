@@ -91,3 +91,28 @@ def test_readme_demo_scores_follow_the_boxes(quality_network, monkeypatch):
                                                          np.repeat(boxes[:1], 6, 0), caption))
     same = quality.readme_demo_scores(entry, entry.demos[1], "RUN", None, evaluator, (64, 64))
     assert same["colour_match"] > 0.6 and same["box_fraction"] > 0.8
+
+
+def test_steps_trains_past_the_preset_and_keeps_a_checkpoint_every_tenth():
+    """``--steps N``: the README's command with N steps, a checkpoint every N / 10 steps, all of them kept."""
+    import bench.quality as quality
+    from tfcoord.train import parse_args, resolve
+
+    command = quality.train_command(quality.ENTRIES["gawwn"], "/x/run", quick=False, steps=2000)
+    assert command[:5] == ["python", "-m", "tfcoord.train", "--model", "gawwn"]
+    assert quality.train_command(quality.ENTRIES["gawwn"], "/x/run", quick=False) == command[:7]
+    config, run = resolve(parse_args(command[3:]))
+    assert str(run) == "/x/run"
+    assert (config.train.steps, config.train.checkpoint_every, config.train.keep_checkpoints) == (2000, 200, 11)
+    assert config.preset == "tiny"  # the default preset, nothing else changed
+
+
+def test_steps_refuses_bad_values_in_one_line(tmp_path):
+    for args, message in ((["--steps", "0"], "--steps must be at least 1"),
+                          (["--steps", "10", "--quick"], "drop --steps"),
+                          (["--steps", "10", "--write-docs"], "drop --steps")):
+        proc = run_module("bench.quality", "--model", "cocogan", *args, "--out", tmp_path / "q.json", timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        [line] = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert line.startswith("error: ") and message in line
+        assert not (tmp_path / "q.json").exists()
