@@ -458,9 +458,9 @@ METRIC_COLUMNS = [("precision", "precision", ".3f"), ("recall", "recall", ".3f")
                   ("keypoint error", "keypoint_error", ".3f"), ("keypoints found", "keypoints_found", ".3f")]
 
 
-def train(entry: Entry, run: Path, quick: bool, timeout: float, steps: int | None = None) -> dict:
-    """Run the training command; its wall time and steps/s (the loop's own timer, first step's tracing included)."""
-    command = train_command(entry, run, quick, steps)
+def train(command: list[str], run: Path, timeout: float) -> dict:
+    """Run a :func:`train_command` into ``run``; its wall time and steps/s (the loop's own timer, first step's
+    tracing included)."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
     env.pop("TFCOORD_LOGICAL_CPUS", None)
     log = run.parent / f"{run.name}.train.log"
@@ -489,7 +489,8 @@ def main(argv=None):
                         help="train this many steps instead of the preset's and score a checkpoint every 10 %% of "
                              "them: how far past the default run a target lies (not with --quick or --write-docs)")
     parser.add_argument("--keep-runs", help="train into this folder and keep the runs (default: a temporary one)")
-    parser.add_argument("--out", help="JSON output (default bench/results/quality.json, --quick: quality_quick.json)")
+    parser.add_argument("--out", help="JSON output (default bench/results/quality.json, --quick: quality_quick.json, "
+                                      "--steps N: quality_stepsN.json)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -514,9 +515,10 @@ def main(argv=None):
             run = folder / name
             if run.exists():
                 shutil.rmtree(run)
-            print(f"[{name}] {shown(train_command(entry, run, args.quick, args.steps))}", file=sys.stderr, flush=True)
+            command = train_command(entry, run, args.quick, args.steps)
+            print(f"[{name}] {shown(command)}", file=sys.stderr, flush=True)
             try:
-                training = train(entry, run, args.quick, timeout=3 * 3600, steps=args.steps)
+                training = train(command, run, timeout=3 * 3600)
             except (RuntimeError, subprocess.TimeoutExpired) as error:  # the other models still run
                 print(f"  failed: {str(error)[-2000:]}", file=sys.stderr, flush=True)
                 failed.append({"name": name, "error": str(error)[-2000:]})
@@ -558,8 +560,7 @@ def main(argv=None):
     for failure in failed:
         print(f"FAILED {failure['name']}: {failure['error'].strip().splitlines()[-1]}")
     path = write_json(out, {"machine": machine, "quick": args.quick, "steps": args.steps, "samples": samples,
-                            "models": results,
-                            "feature_networks": networks, "failed": failed})
+                            "models": results, "feature_networks": networks, "failed": failed})
     print(f"wrote {path}")
     if args.write_docs and results:
         print(f"wrote {write_docs_captions(results, args.quick)}")
